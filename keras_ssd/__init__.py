@@ -1,0 +1,23 @@
+"""keras_ssd: the Single Shot MultiBox Detector (Liu et al. 2016) for Keras 3."""
+
+from keras_ssd.config import SSDConfig
+from keras_ssd.detector import build_detector
+from keras_ssd.encoder import TargetEncoder
+from keras_ssd.layers import DefaultBoxes, DetectionDecoder, L2Normalization, default_boxes
+from keras_ssd.losses import SSDLoss
+from keras_ssd.model import SSD, build_ssd
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DefaultBoxes",
+    "DetectionDecoder",
+    "L2Normalization",
+    "SSD",
+    "SSDConfig",
+    "SSDLoss",
+    "TargetEncoder",
+    "build_detector",
+    "build_ssd",
+    "default_boxes",
+]

@@ -1,0 +1,1 @@
+"""Backbones: feature extractors that feed SSD's source maps."""

@@ -1,0 +1,111 @@
+"""VGG16 as SSD uses it (paper section 3, "Base network"; Caffe's reduced VGG).
+
+Changes from `keras.applications.VGG16`: pool3 uses ceil mode (padding
+"same") so a 300 px input gives a 38x38 conv4_3; pool5 is 3x3 stride 1;
+fc6/fc7 become a 3x3 conv with dilation 6 and a 1x1 conv, 1024 filters each.
+Conv layers keep Keras' names (`block{b}_conv{c}`) so ImageNet weights load by name.
+"""
+
+import keras
+import numpy as np
+
+from keras_ssd.config import VGG16_WIDTHS
+
+
+def vgg_features(images, cfg):
+    """Applies the VGG-style base to preprocessed images.
+
+    Args:
+        images: float `[B, S, S, 3]` tensor, already mean-subtracted.
+        cfg: `SSDConfig`; uses `vgg_widths`, `fc6_*`, `fc7_filters`.
+
+    Returns:
+        `(conv4_3, fc7)`: the two source maps, `[B, S/8, S/8, C4]` (ceil) and
+        `[B, S/16, S/16, fc7_filters]`.
+    """
+    x = images
+    conv4_3 = None
+    for block, widths in enumerate(cfg.vgg_widths, start=1):
+        for i, filters in enumerate(widths, start=1):
+            x = keras.layers.Conv2D(
+                filters, 3, padding="same", activation="relu", name=f"block{block}_conv{i}"
+            )(x)
+        if block == 4:
+            conv4_3 = x
+        if block < 5:
+            # pool3 (block 3) must round up: Caffe's ceil mode == "same" for 2x2/2.
+            padding = "same" if block == 3 else "valid"
+            x = keras.layers.MaxPooling2D(2, 2, padding=padding, name=f"block{block}_pool")(x)
+    x = keras.layers.MaxPooling2D(3, 1, padding="same", name="block5_pool")(x)
+    x = keras.layers.Conv2D(
+        cfg.fc6_filters,
+        3,
+        padding="same",
+        dilation_rate=cfg.fc6_dilation,
+        activation="relu",
+        name="fc6",
+    )(x)
+    fc7 = keras.layers.Conv2D(cfg.fc7_filters, 1, activation="relu", name="fc7")(x)
+    return conv4_3, fc7
+
+
+def _keras_vgg16(weights):
+    """`keras.applications.VGG16` with `weights`, with the top when the weights have it."""
+    if weights == "imagenet":
+        return keras.applications.VGG16(include_top=True, weights="imagenet")
+    try:
+        return keras.applications.VGG16(include_top=True, weights=weights)
+    except ValueError:
+        pass
+    try:
+        return keras.applications.VGG16(include_top=False, weights=weights)
+    except ValueError as error:
+        raise ValueError(
+            f"Backbone weights file {weights!r} is not a keras.applications.VGG16 weights file "
+            f"(with or without the top): {error}"
+        ) from error
+
+
+def subsample_fc(fc1_kernel, fc1_bias, fc2_kernel, fc2_bias):
+    """The paper's "reduced" fc6/fc7 from VGG16's fc1/fc2.
+
+    fc1 `[7*7*512, 4096]` becomes a 3x3x512x1024 conv by keeping every 3rd
+    spatial tap and every 4th output unit (Caffe's VGG_ILSVRC_16_layers_fc_reduced);
+    fc2 `[4096, 4096]` becomes 1x1x1024x1024 by keeping every 4th unit on both sides.
+
+    Returns:
+        `(fc6_kernel [3,3,512,1024], fc6_bias [1024], fc7_kernel [1,1,1024,1024], fc7_bias [1024])`.
+    """
+    fc6_kernel = np.reshape(fc1_kernel, (7, 7, 512, 4096))[::3, ::3, :, ::4]
+    fc7_kernel = fc2_kernel[::4, ::4][None, None]
+    return fc6_kernel, fc1_bias[::4], fc7_kernel, fc2_bias[::4]
+
+
+def load_vgg16_weights(model, weights):
+    """Copies VGG16 weights into an SSD model built by `build_ssd`.
+
+    Args:
+        model: the SSD Keras model (conv layers named like Keras' VGG16).
+        weights: "imagenet" (downloaded by Keras) or a path to weights saved from
+            `keras.applications.VGG16` (`.weights.h5`, with or without the top).
+            When the file has fc1/fc2, fc6/fc7 are initialised by subsampling.
+
+    Returns:
+        Names of the layers that received weights.
+    """
+    source = _keras_vgg16(weights)
+    loaded = []
+    for block, widths in enumerate(VGG16_WIDTHS, start=1):
+        for i in range(1, len(widths) + 1):
+            name = f"block{block}_conv{i}"
+            model.get_layer(name).set_weights(source.get_layer(name).get_weights())
+            loaded.append(name)
+    layer_names = {layer.name for layer in source.layers}
+    if {"fc1", "fc2"} <= layer_names:
+        fc6_kernel, fc6_bias, fc7_kernel, fc7_bias = subsample_fc(
+            *source.get_layer("fc1").get_weights(), *source.get_layer("fc2").get_weights()
+        )
+        model.get_layer("fc6").set_weights([fc6_kernel, fc6_bias])
+        model.get_layer("fc7").set_weights([fc7_kernel, fc7_bias])
+        loaded += ["fc6", "fc7"]
+    return loaded

@@ -1,0 +1,218 @@
+"""`SSDConfig`: every number that defines an SSD network, its boxes and its heads.
+
+The presets reproduce the paper's networks (Liu et al. 2016, arXiv 1512.02325,
+Table 1 and section 2.2; the Caffe `ssd_pascal.py` scripts give the exact
+min/max sizes and steps) and add `ssd_tiny`, the same design made small enough
+to train on a 2-core CPU in minutes.
+"""
+
+import dataclasses
+from typing import Tuple
+
+VGG16_WIDTHS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtraBlock:
+    """One SSD extra feature block: a 1x1 conv then a kxk conv, both ReLU.
+
+    Attributes:
+        bottleneck_filters: filters of the 1x1 conv.
+        filters: filters of the kxk conv (this block's source map depth).
+        kernel_size: side of the second conv's kernel.
+        strides: stride of the second conv.
+        padding: explicit zero padding (pixels per side) before the second conv,
+            as in Caffe/torchvision, so map sizes and alignment are exact.
+    """
+
+    bottleneck_filters: int
+    filters: int
+    kernel_size: int = 3
+    strides: int = 2
+    padding: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class SSDConfig:
+    """Configuration of an SSD detector.
+
+    Sizes are in pixels of the square network input. Boxes produced from this
+    config are normalised `[ymin, xmin, ymax, xmax]`.
+
+    Attributes:
+        name: preset name (informational).
+        num_classes: object classes, background excluded.
+        image_size: side of the square network input in pixels.
+        backbone: backbone family; "vgg16" (VGG-style, widths below).
+        vgg_widths: filters of each conv in VGG blocks 1..5.
+        fc6_filters, fc6_dilation, fc7_filters: the converted fully connected
+            layers (fc6 is 3x3 dilated, fc7 is 1x1).
+        extra_blocks: extra feature blocks appended after fc7.
+        feature_map_sizes: expected side of each source map (checked by
+            `build_ssd`).
+        steps: pixel stride of the default-box centres on each source.
+        min_sizes, max_sizes: default-box scales s_k and s_{k+1} in pixels.
+        aspect_ratios: extra ratios r per source; each adds r and 1/r.
+        clip_boxes: clip default boxes to [0, 1] (the paper does not).
+        l2norm_scale: initial per-channel scale of the conv4_3 L2Normalization.
+        variances: encoding variances for (y, x, h, w).
+        match_iou_threshold: IoU at or above which a default box is positive.
+        neg_pos_ratio: hard negatives per positive in the loss.
+        score_threshold: per-class score below which detections are dropped.
+        nms_iou_threshold: IoU of non-maximum suppression.
+        pre_nms_top_k: candidates per class kept before NMS.
+        max_detections: detections kept per image after NMS.
+    """
+
+    name: str = "ssd300_vgg16"
+    num_classes: int = 20
+    image_size: int = 300
+    backbone: str = "vgg16"
+    vgg_widths: Tuple[Tuple[int, ...], ...] = VGG16_WIDTHS
+    fc6_filters: int = 1024
+    fc6_dilation: int = 6
+    fc7_filters: int = 1024
+    extra_blocks: Tuple[ExtraBlock, ...] = (
+        ExtraBlock(256, 512, 3, 2, 1),
+        ExtraBlock(128, 256, 3, 2, 1),
+        ExtraBlock(128, 256, 3, 1, 0),
+        ExtraBlock(128, 256, 3, 1, 0),
+    )
+    feature_map_sizes: Tuple[int, ...] = (38, 19, 10, 5, 3, 1)
+    steps: Tuple[float, ...] = (8, 16, 32, 64, 100, 300)
+    min_sizes: Tuple[float, ...] = (30, 60, 111, 162, 213, 264)
+    max_sizes: Tuple[float, ...] = (60, 111, 162, 213, 264, 315)
+    aspect_ratios: Tuple[Tuple[float, ...], ...] = ((2,), (2, 3), (2, 3), (2, 3), (2,), (2,))
+    clip_boxes: bool = False
+    l2norm_scale: float = 20.0
+    variances: Tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.2)
+    match_iou_threshold: float = 0.5
+    neg_pos_ratio: float = 3.0
+    score_threshold: float = 0.01
+    nms_iou_threshold: float = 0.45
+    pre_nms_top_k: int = 400
+    max_detections: int = 200
+
+    def __post_init__(self):
+        # JSON/YAML give lists; store tuples so the config stays hashable.
+        object.__setattr__(self, "vgg_widths", tuple(tuple(w) for w in self.vgg_widths))
+        object.__setattr__(
+            self,
+            "extra_blocks",
+            tuple(b if isinstance(b, ExtraBlock) else ExtraBlock(**b) for b in self.extra_blocks),
+        )
+        object.__setattr__(self, "aspect_ratios", tuple(tuple(r) for r in self.aspect_ratios))
+        for field in ("feature_map_sizes", "steps", "min_sizes", "max_sizes", "variances"):
+            object.__setattr__(self, field, tuple(getattr(self, field)))
+        self._validate()
+
+    def _validate(self):
+        if not isinstance(self.num_classes, int) or self.num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {self.num_classes!r}")
+        if self.image_size < 32:
+            raise ValueError(f"image_size must be at least 32 px, got {self.image_size!r}")
+        if self.backbone != "vgg16":
+            raise ValueError(f"Unknown backbone {self.backbone!r}; valid: 'vgg16'")
+        per_source = {
+            "steps": self.steps,
+            "min_sizes": self.min_sizes,
+            "max_sizes": self.max_sizes,
+            "aspect_ratios": self.aspect_ratios,
+        }
+        n = len(self.feature_map_sizes)
+        for field, value in per_source.items():
+            if len(value) != n:
+                raise ValueError(
+                    f"{field} has {len(value)} entries but feature_map_sizes has {n}: {value!r}"
+                )
+        if n != 2 + len(self.extra_blocks):
+            raise ValueError(
+                f"feature_map_sizes has {n} sources but the network has "
+                f"{2 + len(self.extra_blocks)} (conv4_3, fc7 and {len(self.extra_blocks)} extras)"
+            )
+        for lo, hi in zip(self.min_sizes, self.max_sizes):
+            if not 0 < lo <= hi:
+                raise ValueError(f"need 0 < min_size <= max_size, got {lo!r} and {hi!r}")
+        for ratios in self.aspect_ratios:
+            if any(r <= 0 or r == 1 for r in ratios):
+                raise ValueError(f"aspect ratios must be positive and not 1, got {ratios!r}")
+        if len(self.variances) != 4 or min(self.variances) <= 0:
+            raise ValueError(f"variances must be 4 positive numbers, got {self.variances!r}")
+
+    @property
+    def boxes_per_location(self) -> Tuple[int, ...]:
+        """Default boxes at each location of each source: 2 + 2 * len(ratios)."""
+        return tuple(2 + 2 * len(r) for r in self.aspect_ratios)
+
+    @property
+    def num_boxes(self) -> int:
+        """Total number of default boxes N."""
+        return sum(f * f * k for f, k in zip(self.feature_map_sizes, self.boxes_per_location))
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "SSDConfig":
+        """Returns the preset `name` with `overrides` applied.
+
+        Raises:
+            ValueError: for an unknown preset or an unknown override field;
+                the message lists the valid names.
+        """
+        if name not in PRESETS:
+            raise ValueError(f"Unknown preset {name!r}; valid presets: {sorted(PRESETS)}")
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - valid)
+        if unknown:
+            raise ValueError(f"Unknown SSDConfig field(s) {unknown}; valid fields: {sorted(valid)}")
+        return dataclasses.replace(PRESETS[name], **overrides)
+
+    def to_dict(self) -> dict:
+        """Plain-Python (JSON-serialisable) form; `SSDConfig(**d)` rebuilds it."""
+        return dataclasses.asdict(self)
+
+
+def _tiny_preset() -> SSDConfig:
+    size = 160
+    maps = (20, 10, 5, 3, 1)
+    # Paper rule (section 2.2): first source 0.1, the rest linear from 0.2 to 0.9.
+    scales = [0.1] + [0.2 + 0.7 * k / (len(maps) - 2) for k in range(len(maps) - 1)] + [1.05]
+    sizes = [round(s * size, 2) for s in scales]
+    return SSDConfig(
+        name="ssd_tiny",
+        image_size=size,
+        vgg_widths=((16, 16), (32, 32), (64, 64), (128, 128), (128, 128)),
+        fc6_filters=256,
+        fc6_dilation=3,
+        fc7_filters=256,
+        extra_blocks=(
+            ExtraBlock(64, 128, 3, 2, 1),
+            ExtraBlock(64, 128, 3, 2, 1),
+            ExtraBlock(64, 128, 3, 1, 0),
+        ),
+        feature_map_sizes=maps,
+        steps=tuple(size / f for f in maps),
+        min_sizes=tuple(sizes[:-1]),
+        max_sizes=tuple(sizes[1:]),
+        aspect_ratios=((2,), (2, 3), (2, 3), (2,), (2,)),
+    )
+
+
+PRESETS = {
+    "ssd300_vgg16": SSDConfig(),
+    "ssd512_vgg16": SSDConfig(
+        name="ssd512_vgg16",
+        image_size=512,
+        extra_blocks=(
+            ExtraBlock(256, 512, 3, 2, 1),
+            ExtraBlock(128, 256, 3, 2, 1),
+            ExtraBlock(128, 256, 3, 2, 1),
+            ExtraBlock(128, 256, 3, 2, 1),
+            ExtraBlock(128, 256, 4, 1, 1),
+        ),
+        feature_map_sizes=(64, 32, 16, 8, 4, 2, 1),
+        steps=(8, 16, 32, 64, 128, 256, 512),
+        min_sizes=(35.84, 76.8, 153.6, 230.4, 307.2, 384.0, 460.8),
+        max_sizes=(76.8, 153.6, 230.4, 307.2, 384.0, 460.8, 537.6),
+        aspect_ratios=((2,), (2, 3), (2, 3), (2, 3), (2, 3), (2,), (2,)),
+    ),
+    "ssd_tiny": _tiny_preset(),
+}

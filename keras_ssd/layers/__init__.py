@@ -1,0 +1,8 @@
+"""Custom Keras layers of keras_ssd."""
+
+from keras_ssd.layers.default_boxes import DefaultBoxes, default_boxes
+from keras_ssd.layers.detection_decoder import DetectionDecoder
+from keras_ssd.layers.l2_normalization import L2Normalization
+from keras_ssd.layers.preprocessing import VGGPreprocessing
+
+__all__ = ["DefaultBoxes", "DetectionDecoder", "L2Normalization", "VGGPreprocessing", "default_boxes"]

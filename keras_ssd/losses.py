@@ -1,0 +1,65 @@
+"""The SSD MultiBox loss (paper section 2.2, "Training objective")."""
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="keras_ssd")
+class SSDLoss(keras.losses.Loss):
+    """L = (L_conf + alpha * L_loc) / N, N = positives in the whole batch.
+
+    L_conf: softmax cross-entropy over the positives and, per image, the
+    `neg_pos_ratio` x (that image's positives) negatives with the highest
+    loss (hard negative mining). L_loc: smooth L1 (beta 1) over the positives'
+    four offsets. With no positive in the batch the loss is 0 and its gradient
+    finite.
+
+    `call` returns the batch value as a scalar, so the result is the paper's L
+    whatever `reduction` is set to (Keras reduces a scalar to itself).
+
+    y_true: float `[B, N, 5]`: `[..., :4]` encoded targets, `[..., 4]` class id
+        (0 background, k + 1 object class k, -1 ignored: neither positive nor negative).
+    y_pred: float `[B, N, 4 + C + 1]`: offsets then class logits.
+
+    Args:
+        neg_pos_ratio: hard negatives kept per positive.
+        alpha: weight of the localisation term.
+    """
+
+    def __init__(self, neg_pos_ratio=3.0, alpha=1.0, name="ssd_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.neg_pos_ratio = neg_pos_ratio
+        self.alpha = alpha
+
+    def call(self, y_true, y_pred):
+        y_true = tf.cast(y_true, tf.float32)
+        y_pred = tf.cast(y_pred, tf.float32)
+        labels = tf.cast(tf.round(y_true[..., 4]), tf.int32)
+        positive = labels > 0
+        negative = tf.equal(labels, 0)
+        num_positive = tf.reduce_sum(tf.cast(positive, tf.float32), axis=1)  # [B]
+
+        cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.maximum(labels, 0), logits=y_pred[..., 4:]
+        )  # [B, N]
+        # Rank negatives by their loss; positives and ignored boxes rank last.
+        negative_loss = tf.where(negative, tf.stop_gradient(cross_entropy), -1.0)
+        order = tf.argsort(negative_loss, axis=1, direction="DESCENDING")
+        rank = tf.argsort(order, axis=1)
+        num_negative = tf.minimum(
+            self.neg_pos_ratio * num_positive, tf.reduce_sum(tf.cast(negative, tf.float32), 1)
+        )
+        hard_negative = tf.cast(rank, tf.float32) < num_negative[:, None]
+        conf_mask = tf.cast(positive | (hard_negative & negative), tf.float32)
+        conf_loss = tf.reduce_sum(cross_entropy * conf_mask)
+
+        difference = tf.abs(y_pred[..., :4] - y_true[..., :4])
+        smooth_l1 = tf.where(difference < 1.0, 0.5 * tf.square(difference), difference - 0.5)
+        loc_loss = tf.reduce_sum(tf.reduce_sum(smooth_l1, -1) * tf.cast(positive, tf.float32))
+
+        return (conf_loss + self.alpha * loc_loss) / tf.maximum(tf.reduce_sum(num_positive), 1.0)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(neg_pos_ratio=self.neg_pos_ratio, alpha=self.alpha)
+        return config

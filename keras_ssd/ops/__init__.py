@@ -1,0 +1,1 @@
+"""Pure TensorFlow box operations."""
