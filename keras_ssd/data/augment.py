@@ -1,0 +1,336 @@
+"""SSD data augmentation (Liu et al. 2016, section 2.2 and 3.6) as TF ops.
+
+Steps, each switchable in `AugmentOptions`:
+
+1. photometric distortion: brightness, contrast (before or after the colour
+   step, at random), saturation and hue, each applied with probability 0.5;
+2. expand ("zoom out"): with probability 0.5 place the image at a random
+   spot of a canvas up to 4x its size filled with the mean colour;
+3. min-IoU random crop (the paper's sampler): pick one of {whole image, IoU
+   0.1, 0.3, 0.5, 0.7, 0.9, any}, try 50 patches with sides in [0.3, 1] of the
+   canvas and aspect ratio in [1/2, 2], keep the first whose IoU with some
+   object (among those whose centre it contains) reaches the threshold;
+   objects are kept if their centre lies in the patch and clipped to it;
+4. horizontal flip with probability 0.5;
+5. resize to the square network input.
+
+Expand, crop, flip and resize are one affine map, so they are applied as a
+single bilinear resampling of the source image straight to `S x S` pixels:
+no 4x canvas is ever built and the cost does not depend on the expand ratio.
+Photometric distortion then runs on the `S x S` result, and the canvas fill
+is painted last so the fill keeps the mean colour, as in the paper's order.
+
+Everything is graph-mode TensorFlow with stateless random ops: usable in a
+parallel `Dataset.map`, no Python per image, and the same `seed` (an int
+tensor of shape [2]) gives the same result.
+"""
+
+import dataclasses
+from typing import Optional, Sequence, Tuple
+
+import tensorflow as tf
+
+# VGG / ImageNet mean RGB, the paper's expand fill colour.
+MEAN_RGB = (123.68, 116.78, 103.94)
+# Per-object keys that are filtered together with "boxes".
+OBJECT_KEYS = ("boxes", "labels", "difficult", "is_crowd")
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentOptions:
+    """Switches and parameters of `augment_example`. Defaults follow the paper.
+
+    Attributes:
+        photometric: apply photometric distortion.
+        brightness_delta: max brightness shift in pixel levels (0..255).
+        contrast_range: contrast factor range.
+        saturation_range: saturation factor range.
+        hue_delta: max hue shift as a fraction of the hue circle (0.05 = 18
+            degrees).
+        photometric_prob: probability of each photometric step.
+        expand: apply expand (zoom out).
+        expand_prob: probability of expanding.
+        max_expand_ratio: largest canvas side / image side.
+        fill: RGB fill of the canvas (0..255).
+        crop: apply the min-IoU random crop.
+        min_ious: the sampler's options; None = keep the whole image,
+            0.0 = any patch containing an object centre.
+        crop_scale: range of patch side / canvas side.
+        crop_aspect: range of patch height / width in pixels.
+        crop_trials: patches tried per image (vectorised, not a loop).
+        flip: apply horizontal flip with probability 0.5.
+        min_box_size: boxes smaller than this many output pixels in height
+            or width after augmentation are dropped.
+    """
+
+    photometric: bool = True
+    brightness_delta: float = 32.0
+    contrast_range: Tuple[float, float] = (0.5, 1.5)
+    saturation_range: Tuple[float, float] = (0.5, 1.5)
+    hue_delta: float = 0.05
+    photometric_prob: float = 0.5
+    expand: bool = True
+    expand_prob: float = 0.5
+    max_expand_ratio: float = 4.0
+    fill: Tuple[float, float, float] = MEAN_RGB
+    crop: bool = True
+    min_ious: Sequence[Optional[float]] = (None, 0.1, 0.3, 0.5, 0.7, 0.9, 0.0)
+    crop_scale: Tuple[float, float] = (0.3, 1.0)
+    crop_aspect: Tuple[float, float] = (0.5, 2.0)
+    crop_trials: int = 50
+    flip: bool = True
+    min_box_size: float = 1.0
+
+    @classmethod
+    def none(cls) -> "AugmentOptions":
+        """All steps off: `augment_example` only resizes."""
+        return cls(photometric=False, expand=False, crop=False, flip=False)
+
+
+def photometric_distort(image: tf.Tensor, seed: tf.Tensor, options: AugmentOptions) -> tf.Tensor:
+    """Random brightness, contrast, saturation and hue.
+
+    Args:
+        image: float32 `[H, W, 3]` RGB in 0..255.
+        seed: int `[2]` stateless seed.
+        options: ranges and probability.
+
+    Returns:
+        float32 `[H, W, 3]` RGB clipped to 0..255.
+    """
+    u = tf.random.stateless_uniform([9], seed)
+    p = options.photometric_prob
+
+    def pick(i, lo, hi, identity):
+        return tf.where(u[i] < p, lo + (hi - lo) * u[i + 1], identity)
+
+    delta = pick(0, -options.brightness_delta, options.brightness_delta, 0.0)
+    contrast = pick(2, options.contrast_range[0], options.contrast_range[1], 1.0)
+    saturation = pick(4, options.saturation_range[0], options.saturation_range[1], 1.0)
+    hue = pick(6, -options.hue_delta, options.hue_delta, 0.0)
+    contrast_first = u[8] < 0.5
+
+    def adjust_contrast(x, factor):
+        mean = tf.reduce_mean(x, axis=[0, 1], keepdims=True)
+        return tf.clip_by_value((x - mean) * factor + mean, 0.0, 255.0)
+
+    image = tf.clip_by_value(image + delta, 0.0, 255.0)
+    image = adjust_contrast(image, tf.where(contrast_first, contrast, 1.0))
+    hsv = tf.image.rgb_to_hsv(image / 255.0)
+    h, s, v = tf.unstack(hsv, axis=-1)
+    h = tf.math.floormod(h + hue, 1.0)
+    s = tf.clip_by_value(s * saturation, 0.0, 1.0)
+    image = tf.image.hsv_to_rgb(tf.stack([h, s, v], axis=-1)) * 255.0
+    image = adjust_contrast(image, tf.where(contrast_first, 1.0, contrast))
+    return image
+
+
+def _iou(boxes: tf.Tensor, windows: tf.Tensor) -> tf.Tensor:
+    """IoU of boxes `[M, 4]` with windows `[T, 4]` (both yxyx) -> `[T, M]`."""
+    b = boxes[None, :, :]
+    w = windows[:, None, :]
+    ih = tf.maximum(tf.minimum(b[..., 2], w[..., 2]) - tf.maximum(b[..., 0], w[..., 0]), 0.0)
+    iw = tf.maximum(tf.minimum(b[..., 3], w[..., 3]) - tf.maximum(b[..., 1], w[..., 1]), 0.0)
+    inter = ih * iw
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    area_w = (w[..., 2] - w[..., 0]) * (w[..., 3] - w[..., 1])
+    return inter / tf.maximum(area_b + area_w - inter, 1e-12)
+
+
+def _centres_inside(boxes: tf.Tensor, windows: tf.Tensor) -> tf.Tensor:
+    """Whether each box centre lies strictly inside each window -> `[T, M]`."""
+    cy = (boxes[:, 0] + boxes[:, 2]) / 2
+    cx = (boxes[:, 1] + boxes[:, 3]) / 2
+    w = windows[:, None, :]
+    return (cy > w[..., 0]) & (cy < w[..., 2]) & (cx > w[..., 1]) & (cx < w[..., 3])
+
+
+def sample_expand(seed: tf.Tensor, options: AugmentOptions):
+    """Samples the expand step.
+
+    Returns:
+        `(ratio, offset)`: scalar canvas/image side ratio (1 = no expand) and
+        float32 `[2]` `(top, left)` of the image on the canvas, as fractions
+        of the canvas side.
+    """
+    u = tf.random.stateless_uniform([4], seed)
+    ratio = tf.where(
+        u[0] < options.expand_prob, 1.0 + (options.max_expand_ratio - 1.0) * u[1], 1.0
+    )
+    offset = (1.0 - 1.0 / ratio) * u[2:4]
+    return ratio, offset
+
+
+def sample_crop(
+    boxes: tf.Tensor, aspect: tf.Tensor, seed: tf.Tensor, options: AugmentOptions
+) -> tf.Tensor:
+    """The paper's min-IoU patch sampler, vectorised over all trials.
+
+    Args:
+        boxes: float32 `[M, 4]` normalised `[ymin, xmin, ymax, xmax]` on the
+            canvas (M may be 0: then any patch is accepted).
+        aspect: scalar canvas height / width in pixels.
+        seed: int `[2]` stateless seed.
+        options: sampler options.
+
+    Returns:
+        float32 `[4]` patch `[ymin, xmin, ymax, xmax]` in canvas-normalised
+        coordinates (`[0, 0, 1, 1]` for "whole image" or when no trial fits).
+    """
+    seeds = tf.random.experimental.stateless_split(seed, num=2)
+    thresholds = tf.constant([-1.0 if t is None else float(t) for t in options.min_ious])
+    choice = tf.random.stateless_uniform(
+        [], seeds[0], 0, len(options.min_ious), dtype=tf.int32
+    )
+    min_iou = thresholds[choice]
+    u = tf.random.stateless_uniform([options.crop_trials, 4], seeds[1])
+    lo, hi = options.crop_scale
+    h = lo + (hi - lo) * u[:, 0]
+    w = lo + (hi - lo) * u[:, 1]
+    top = (1.0 - h) * u[:, 2]
+    left = (1.0 - w) * u[:, 3]
+    windows = tf.stack([top, left, top + h, left + w], axis=1)
+    ratio = h * aspect / w
+    ok = (ratio >= options.crop_aspect[0]) & (ratio <= options.crop_aspect[1])
+    inside = _centres_inside(boxes, windows)
+    iou = tf.where(inside, _iou(boxes, windows), -1.0)
+    best = tf.reduce_max(tf.concat([iou, tf.fill([options.crop_trials, 1], -1.0)], 1), axis=1)
+    has_objects = tf.shape(boxes)[0] > 0
+    ok &= tf.logical_not(has_objects) | (tf.reduce_any(inside, axis=1) & (best >= min_iou))
+    found = tf.reduce_any(ok) & (min_iou >= 0.0)
+    first = tf.argmax(tf.cast(ok, tf.int32), output_type=tf.int32)
+    return tf.where(found, windows[first], tf.constant([0.0, 0.0, 1.0, 1.0]))
+
+
+def _axis_samples(start, stop, size_in, size_out):
+    """Bilinear taps along one axis for output pixels covering [start, stop].
+
+    `start`/`stop` are continuous pixel coordinates of the source (pixel i
+    spans [i, i + 1]); output pixel j samples the source at
+    `start + (j + 0.5) * (stop - start) / size_out`, half-pixel centres as in
+    `tf.image.resize`. Samples are clamped to the image; `inside` marks output
+    pixels whose centre falls on the image (the rest show the fill).
+    """
+    size_f = tf.cast(size_in, tf.float32)
+    j = tf.range(size_out, dtype=tf.float32) + 0.5
+    coords = start + j * (stop - start) / size_out  # continuous
+    inside = (coords >= 0.0) & (coords <= size_f)
+    idx = tf.clip_by_value(coords - 0.5, 0.0, size_f - 1.0)
+    i0 = tf.floor(idx)
+    i1 = tf.minimum(i0 + 1.0, size_f - 1.0)
+    frac = idx - i0
+    return tf.cast(i0, tf.int32), tf.cast(i1, tf.int32), frac, inside
+
+
+def resample(image: tf.Tensor, window: tf.Tensor, size: int, flip=False):
+    """Bilinearly resamples `window` of `image` to `size x size`.
+
+    Args:
+        image: `[H, W, 3]` any real/uint dtype.
+        window: float32 `[4]` `[ymin, xmin, ymax, xmax]` normalised to the
+            image; may extend outside [0, 1] (that part is reported as
+            outside).
+        size: output side S.
+        flip: bool scalar; mirror left-right.
+
+    Returns:
+        `(float32 [S, S, 3], bool [S, S] inside-the-image mask)`.
+    """
+    image = tf.cast(image, tf.float32)
+    shape = tf.shape(image)
+    h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    y0, y1, fy, in_y = _axis_samples(window[0] * h, window[2] * h, shape[0], size)
+    x0, x1, fx, in_x = _axis_samples(window[1] * w, window[3] * w, shape[1], size)
+    x0, x1, fx, in_x = [tf.where(flip, tf.reverse(t, [0]), t) for t in (x0, x1, fx, in_x)]
+    rows = tf.gather(image, y0) * (1.0 - fy)[:, None, None] + tf.gather(image, y1) * fy[:, None, None]
+    out = (
+        tf.gather(rows, x0, axis=1) * (1.0 - fx)[None, :, None]
+        + tf.gather(rows, x1, axis=1) * fx[None, :, None]
+    )
+    return out, in_y[:, None] & in_x[None, :]
+
+
+def filter_objects(example: dict, keep: tf.Tensor) -> dict:
+    """Keeps the objects where `keep` (bool `[M]`) in every per-object key."""
+    example = dict(example)
+    for key in OBJECT_KEYS:
+        if key in example:
+            example[key] = tf.boolean_mask(example[key], keep)
+    return example
+
+
+def augment_example(
+    example: dict, image_size: int, seed: tf.Tensor, options: AugmentOptions = AugmentOptions()
+) -> dict:
+    """Applies SSD augmentation to one example and resizes it.
+
+    Args:
+        example: `{"image": uint8/float [H, W, 3] RGB 0..255, "boxes": float32
+            [M, 4]` normalised `[ymin, xmin, ymax, xmax]`, `"labels": [M]`,
+            optional `"difficult"`, `"is_crowd"` `[M]`, other keys passed
+            through}`.
+        image_size: side S of the square output.
+        seed: int `[2]` stateless seed (e.g. from `tf.data.Dataset.random`).
+        options: which steps run, and their parameters.
+
+    Returns:
+        The example with `"image"` float32 `[S, S, 3]` RGB 0..255 and the
+        per-object keys transformed and filtered alike; boxes normalised
+        `[ymin, xmin, ymax, xmax]` within [0, 1], each at least
+        `options.min_box_size` output pixels high and wide.
+    """
+    example = dict(example)
+    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, num=4))
+    image = example["image"]
+    boxes = tf.reshape(tf.cast(example["boxes"], tf.float32), [-1, 4])
+    shape = tf.shape(image)
+    aspect = tf.cast(shape[0], tf.float32) / tf.cast(shape[1], tf.float32)
+
+    if options.expand:
+        ratio, offset = sample_expand(seeds[0], options)
+    else:
+        ratio, offset = tf.constant(1.0), tf.zeros([2])
+    offset4 = tf.tile(offset, [2])
+    canvas_boxes = offset4 + boxes / ratio
+    if options.crop:
+        window = sample_crop(canvas_boxes, aspect, seeds[1], options)
+    else:
+        window = tf.constant([0.0, 0.0, 1.0, 1.0])
+    flip = (
+        tf.random.stateless_uniform([], seeds[2]) < 0.5 if options.flip else tf.constant(False)
+    )
+
+    # Objects: keep those whose centre is in the patch, clip, renormalise.
+    keep = _centres_inside(canvas_boxes, window[None])[0] | tf.reduce_all(
+        window == tf.constant([0.0, 0.0, 1.0, 1.0])
+    )
+    size_hw = tf.tile(window[2:] - window[:2], [2])
+    clipped = tf.clip_by_value(canvas_boxes, tf.tile(window[:2], [2]), tf.tile(window[2:], [2]))
+    new_boxes = (clipped - tf.tile(window[:2], [2])) / size_hw
+    ymin, xmin, ymax, xmax = tf.unstack(tf.clip_by_value(new_boxes, 0.0, 1.0), axis=1)
+    xmin, xmax = tf.where(flip, 1.0 - xmax, xmin), tf.where(flip, 1.0 - xmin, xmax)
+    new_boxes = tf.stack([ymin, xmin, ymax, xmax], axis=1)
+    min_side = options.min_box_size / image_size
+    keep &= (ymax - ymin >= min_side) & (xmax - xmin >= min_side)
+    example["boxes"] = new_boxes
+    example = filter_objects(example, keep)
+
+    # Pixels: one resampling from the source; the window in image coordinates.
+    image_window = (window - offset4) * ratio
+    out, inside = resample(image, image_window, image_size, flip)
+    if options.photometric:
+        out = photometric_distort(out, seeds[3], options)
+    fill = tf.constant(options.fill, tf.float32)
+    example["image"] = tf.where(inside[..., None], out, fill)
+    return example
+
+
+def resize(example: dict, image_size: int) -> dict:
+    """Resizes the image to `[S, S, 3]` float32 (bilinear, half-pixel
+    centres); normalised boxes are unchanged."""
+    example = dict(example)
+    example["image"] = tf.image.resize(
+        tf.cast(example["image"], tf.float32), [image_size, image_size], method="bilinear"
+    )
+    return example
