@@ -214,13 +214,13 @@ class VOCEvaluator:
             mAP (the devkit would divide by zero); mAP is NaN if every class is.
         """
         scores = np.concatenate(self._scores + [np.zeros(0)])
-        classes = np.concatenate(self._classes + [np.zeros(0, np.int64)])
-        tp = np.concatenate(self._tp + [np.zeros(0, bool)])
+        # One dataset-wide ranking; ties keep feed order, as MATLAB's stable sort does.
+        ranked = np.argsort(-scores, kind="stable")
+        classes = np.concatenate(self._classes + [np.zeros(0, np.int64)])[ranked]
+        tp = np.concatenate(self._tp + [np.zeros(0, bool)])[ranked]
         per_class = np.full(self.num_classes, np.nan)
         for c in np.flatnonzero(self._num_positives):
-            mask = classes == c
-            ranked = np.argsort(-scores[mask], kind="stable")
-            tp_cum = np.cumsum(tp[mask][ranked])
+            tp_cum = np.cumsum(tp[classes == c])
             recall = tp_cum / self._num_positives[c]
             precision = tp_cum / np.arange(1, tp_cum.size + 1)
             per_class[c] = average_precision(recall, precision, self.metric)

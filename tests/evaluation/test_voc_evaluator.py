@@ -138,6 +138,16 @@ def test_detection_takes_its_best_box_even_if_already_matched(make_detections,
     assert ev.result()["mAP"] == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize("height, expected", [(0.5, 1.0), (0.49, 0.0)])
+def test_iou_threshold_is_inclusive(height, expected, make_detections, make_ground_truth):
+    # Against the unit box, a full-width box of height h has IoU exactly h (0.5 is exact in
+    # binary): IoU 0.5 matches (the devkit's ov >= minoverlap), 0.49 does not.
+    ev = VOCEvaluator(1, metric="voc12")
+    ev.update(make_detections([[([0.0, 0.0, height, 1.0], 0.9, 0)]]),
+              make_ground_truth([[([0.0, 0.0, 1.0, 1.0], 0)]]))
+    assert ev.result()["mAP"] == expected
+
+
 def test_other_class_boxes_do_not_match(make_detections, make_ground_truth):
     x = [0.0, 0.0, 0.5, 0.5]
     ev = VOCEvaluator(2, metric="voc12")
@@ -211,3 +221,80 @@ def test_format_table_aligns_names_and_marks_nan():
     assert lines[3].split() == ["cow", "n/a"]
     assert lines[-1].split() == ["mAP", "0.5000"]
     assert len({len(line) for line in lines}) == 1  # every row the same width
+
+
+def _devkit_ap(images, class_id, metric):
+    """Line-by-line transcription of VOCevaldet.m + VOCap.m for one class (loops, no numpy
+    tricks), on per-image (gt boxes, gt labels, difficult, det boxes, det scores, det classes)."""
+    gt = {i: (g[l == class_id], d[l == class_id], [False] * int((l == class_id).sum()))
+          for i, (g, l, d, *_) in enumerate(images)}
+    npos = sum(int((~d).sum()) for _, d, _ in gt.values())
+    dets = [(s, i, b) for i, (*_, db, ds, dc) in enumerate(images)
+            for b, s, c in zip(db, ds, dc) if c == class_id]
+    dets.sort(key=lambda t: -t[0])  # Python's sort is stable, like MATLAB's
+    tp, fp = [], []
+    for _, i, bb in dets:
+        boxes, difficult, detected = gt[i]
+        ovmax, jmax = -np.inf, -1
+        for j, bbgt in enumerate(boxes):
+            iw = min(bb[3], bbgt[3]) - max(bb[1], bbgt[1])
+            ih = min(bb[2], bbgt[2]) - max(bb[0], bbgt[0])
+            if iw > 0 and ih > 0:
+                ua = (bb[2] - bb[0]) * (bb[3] - bb[1]) + (bbgt[2] - bbgt[0]) * (bbgt[3] - bbgt[1]) - iw * ih
+                if iw * ih / ua > ovmax:
+                    ovmax, jmax = iw * ih / ua, j
+        if ovmax >= 0.5:
+            if not difficult[jmax]:
+                if not detected[jmax]:
+                    tp.append(1), fp.append(0)
+                    detected[jmax] = True
+                else:
+                    tp.append(0), fp.append(1)
+            # difficult: the devkit leaves tp = fp = 0 for this detection
+        else:
+            tp.append(0), fp.append(1)
+    tp, fp = np.cumsum(tp), np.cumsum(fp)
+    rec = tp / npos
+    prec = tp / np.maximum(tp + fp, 1)
+    if metric == "voc07":
+        ap = 0.0
+        for t in np.arange(11) / 10:
+            p = prec[rec >= t]
+            ap += (p.max() if p.size else 0.0) / 11
+        return ap
+    mrec, mpre = [0.0, *rec, 1.0], [0.0, *prec, 0.0]
+    for i in range(len(mpre) - 2, -1, -1):
+        mpre[i] = max(mpre[i], mpre[i + 1])
+    return sum((mrec[i] - mrec[i - 1]) * mpre[i] for i in range(1, len(mrec)) if mrec[i] != mrec[i - 1])
+
+
+@pytest.mark.parametrize("metric", BOTH)
+def test_matches_devkit_transcription_on_random_data(metric, make_detections, make_ground_truth):
+    rng = np.random.default_rng(1)
+    images = []
+    for _ in range(40):
+        m = rng.integers(0, 5)
+        corner = rng.uniform(0, 0.6, (m, 2))
+        g = np.concatenate([corner, corner + rng.uniform(0.1, 0.4, (m, 2))], 1)
+        labels, difficult = rng.integers(0, 3, m), rng.uniform(size=m) < 0.2
+        # Detections jittered around ground truths (duplicates included), mostly of the right
+        # class; boxes rounded to float32 as the batch stores them.
+        k = rng.integers(0, 8)
+        source = rng.integers(0, m, k) if m else np.zeros(k, int)
+        db = rng.uniform(0, 0.5, (k, 4)) if not m else g[source] + rng.normal(0, 0.03, (k, 4))
+        db = np.clip(db, 0, 1)
+        db[:, 2:] = np.maximum(db[:, 2:], db[:, :2] + 0.01)
+        ds = np.round(rng.uniform(size=k), 1)  # coarse scores: many ties across images
+        dc = np.where(rng.uniform(size=k) < 0.8, labels[source] if m else 0, rng.integers(0, 3, k))
+        images.append((g.astype(np.float32).astype(np.float64), labels, difficult,
+                       db.astype(np.float32).astype(np.float64), ds.astype(np.float32), dc))
+    ev = VOCEvaluator(3, metric=metric)
+    for start in range(0, len(images), 7):
+        chunk = images[start:start + 7]
+        ev.update(make_detections([list(zip(db, ds, dc)) for *_, db, ds, dc in chunk]),
+                  make_ground_truth([list(zip(g, l, d)) for g, l, d, *_ in chunk]))
+    result = ev.result()
+    expected = [_devkit_ap(images, c, metric) for c in range(3)]
+    assert [result["per_class_ap"][c] for c in range(3)] == pytest.approx(expected, abs=1e-9)
+    assert result["mAP"] == pytest.approx(np.mean(expected), abs=1e-9)
+    assert 0.2 < result["mAP"] < 0.95  # a non-trivial mix of TPs, FPs and misses
