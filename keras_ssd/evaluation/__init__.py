@@ -36,8 +36,8 @@ def make_evaluator(metric: str, num_classes: int, class_names=None):
 
 
 __all__ = [
-    "COCOEvaluator",
     "METRICS",
+    "COCOEvaluator",
     "MeanAveragePrecisionCallback",
     "VOCEvaluator",
     "average_precision",

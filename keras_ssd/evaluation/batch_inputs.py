@@ -5,7 +5,7 @@ turns the padding conventions (`num_detections` for detections, label -1 for
 ground truth) into per-image arrays with the padding removed.
 """
 
-from typing import List, NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 
@@ -42,7 +42,7 @@ class ImageGroundTruth(NamedTuple):
     labels: np.ndarray
     difficult: np.ndarray
     is_crowd: np.ndarray
-    original_size: Optional[tuple]
+    original_size: tuple | None
 
 
 def _check_classes(values: np.ndarray, num_classes: int, what: str) -> None:
@@ -54,7 +54,7 @@ def _check_classes(values: np.ndarray, num_classes: int, what: str) -> None:
         )
 
 
-def split_detections(detections, num_classes: int) -> List[ImageDetections]:
+def split_detections(detections, num_classes: int) -> list[ImageDetections]:
     """Splits a padded detection batch into per-image arrays.
 
     Args:
@@ -89,7 +89,9 @@ def split_detections(detections, num_classes: int) -> List[ImageDetections]:
     if counts.shape != boxes.shape[:1]:
         raise ValueError(f"num_detections must be [B] with B={boxes.shape[0]}; got {counts.shape}")
     if np.any((counts < 0) | (counts > boxes.shape[1])):
-        raise ValueError(f"num_detections must lie in [0, K={boxes.shape[1]}]; got {counts.tolist()}")
+        raise ValueError(
+            f"num_detections must lie in [0, K={boxes.shape[1]}]; got {counts.tolist()}"
+        )
     classes = np.rint(classes).astype(np.int64)
     result = []
     for b, n in enumerate(counts):
@@ -99,7 +101,7 @@ def split_detections(detections, num_classes: int) -> List[ImageDetections]:
     return result
 
 
-def split_ground_truth(ground_truth, num_classes: int) -> List[ImageGroundTruth]:
+def split_ground_truth(ground_truth, num_classes: int) -> list[ImageGroundTruth]:
     """Splits a padded ground-truth batch into per-image arrays.
 
     Args:

@@ -1,6 +1,6 @@
 """Keras callback that measures mAP on a validation set during `fit`."""
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import keras
 
@@ -53,8 +53,8 @@ class MeanAveragePrecisionCallback(keras.callbacks.Callback):
         self,
         dataset,
         evaluator,
-        detector: Optional[Callable] = None,
-        detector_fn: Optional[Callable] = None,
+        detector: Callable | None = None,
+        detector_fn: Callable | None = None,
         frequency: int = 1,
         log_name: str = "val_mAP",
         verbose: int = 1,

@@ -19,7 +19,7 @@ objects only in `COCOEvaluator.result`, so nothing touches the disk. Conversions
 
 import contextlib
 import io
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from pycocotools.coco import COCO
@@ -67,7 +67,7 @@ class COCOEvaluator:
             "" before.
     """
 
-    def __init__(self, num_classes: int, class_names: Optional[Sequence[str]] = None):
+    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None):
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1; got {num_classes}")
         if class_names is not None and len(class_names) != num_classes:
@@ -108,31 +108,54 @@ class COCOEvaluator:
         for dets, gt in split_batch(detections, ground_truth, self.num_classes):
             self.num_images += 1
             image_id = self.num_images
-            self._images.append({"id": image_id, "height": gt.original_size[0],
-                                 "width": gt.original_size[1]})
-            self._gt.append((image_id, _to_pixel_xywh(gt.boxes, gt.original_size), gt.labels,
-                             gt.is_crowd | gt.difficult))
-            self._dets.append((image_id, _to_pixel_xywh(dets.boxes, gt.original_size),
-                               dets.classes, dets.scores))
+            self._images.append(
+                {"id": image_id, "height": gt.original_size[0], "width": gt.original_size[1]}
+            )
+            self._gt.append(
+                (
+                    image_id,
+                    _to_pixel_xywh(gt.boxes, gt.original_size),
+                    gt.labels,
+                    gt.is_crowd | gt.difficult,
+                )
+            )
+            self._dets.append(
+                (image_id, _to_pixel_xywh(dets.boxes, gt.original_size), dets.classes, dets.scores)
+            )
 
     def _datasets(self):
         categories = [{"id": k} for k in range(self.num_classes)]
         gt_anns, det_anns = [], []
         for image_id, boxes, labels, crowd in self._gt:
             for box, label, is_crowd in zip(boxes.tolist(), labels.tolist(), crowd.tolist()):
-                gt_anns.append({"id": len(gt_anns) + 1, "image_id": image_id, "bbox": box,
-                                "area": box[2] * box[3], "category_id": label,
-                                "iscrowd": int(is_crowd)})
+                gt_anns.append(
+                    {
+                        "id": len(gt_anns) + 1,
+                        "image_id": image_id,
+                        "bbox": box,
+                        "area": box[2] * box[3],
+                        "category_id": label,
+                        "iscrowd": int(is_crowd),
+                    }
+                )
         for image_id, boxes, classes, scores in self._dets:
             for box, label, score in zip(boxes.tolist(), classes.tolist(), scores.tolist()):
-                det_anns.append({"id": len(det_anns) + 1, "image_id": image_id, "bbox": box,
-                                 "area": box[2] * box[3], "category_id": label,
-                                 "score": score, "iscrowd": 0})
+                det_anns.append(
+                    {
+                        "id": len(det_anns) + 1,
+                        "image_id": image_id,
+                        "bbox": box,
+                        "area": box[2] * box[3],
+                        "category_id": label,
+                        "score": score,
+                        "iscrowd": 0,
+                    }
+                )
         gt = {"images": self._images, "categories": categories, "annotations": gt_anns}
         dt = {"images": self._images, "categories": categories, "annotations": det_anns}
         return gt, dt
 
-    def result(self) -> Dict[str, object]:
+    def result(self) -> dict[str, object]:
         """COCO AP over everything added since the last `reset`.
 
         Returns:
@@ -147,8 +170,11 @@ class COCOEvaluator:
         if not self.num_images:
             self.summary = ""
             nan = float("nan")
-            return {"mAP": nan, **{k: nan for k in SUMMARY_KEYS},
-                    "per_class_ap": {name: nan for name in names}}
+            return {
+                "mAP": nan,
+                **{k: nan for k in SUMMARY_KEYS},
+                "per_class_ap": {name: nan for name in names},
+            }
         gt, dt = self._datasets()
         with contextlib.redirect_stdout(io.StringIO()):  # progress chatter
             evaluation = COCOeval(_coco(gt), _coco(dt), iouType="bbox")
@@ -168,5 +194,4 @@ class COCOEvaluator:
             values = values[values > -1]
             per_class.append(float(np.mean(values)) if values.size else float("nan"))
         result = dict(zip(SUMMARY_KEYS, stats))
-        return {"mAP": result["AP"], **result,
-                "per_class_ap": dict(zip(names, per_class))}
+        return {"mAP": result["AP"], **result, "per_class_ap": dict(zip(names, per_class))}

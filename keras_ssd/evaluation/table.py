@@ -1,7 +1,7 @@
 """Plain-text table of an evaluator's result, for logs and the CLI."""
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 
 def format_table(result: Mapping[str, object], title: str = "AP") -> str:

@@ -29,7 +29,7 @@ arrive and keeps only (score, class, TP, FP) per detection; `result` does the
 dataset-wide ranking.
 """
 
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -157,7 +157,7 @@ class VOCEvaluator:
         self,
         num_classes: int,
         metric: str = "voc07",
-        class_names: Optional[Sequence[str]] = None,
+        class_names: Sequence[str] | None = None,
         iou_threshold: float = 0.5,
     ):
         _check_metric(metric)
@@ -205,7 +205,7 @@ class VOCEvaluator:
             self._num_positives += np.bincount(positives, minlength=self.num_classes)
             self.num_images += 1
 
-    def result(self) -> Dict[str, object]:
+    def result(self) -> dict[str, object]:
         """Per-class AP and mAP over everything added since the last `reset`.
 
         Returns:

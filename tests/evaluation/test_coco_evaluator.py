@@ -29,8 +29,10 @@ def test_single_box_at_iou_072_hand_derived(make_detections, make_ground_truth):
     # precision 1 at every recall point for 5 of the 10 thresholds, 0 for the rest.
     # AP@[.5:.95] = 5/10; AP50 = 1; AP75 = 0. The box is 200 x 400 px: large.
     ev = COCOEvaluator(1)
-    ev.update(make_detections([[([0.0, 0.0, 0.72, 1.0], 0.9, 0)]]),
-              make_ground_truth([[([0.0, 0.0, 1.0, 1.0], 0)]], sizes=[SIZE]))
+    ev.update(
+        make_detections([[([0.0, 0.0, 0.72, 1.0], 0.9, 0)]]),
+        make_ground_truth([[([0.0, 0.0, 1.0, 1.0], 0)]], sizes=[SIZE]),
+    )
     result = ev.result()
     assert result["AP"] == pytest.approx(0.5)
     assert result["AP50"] == pytest.approx(1.0) and result["AP75"] == pytest.approx(0.0)
@@ -42,8 +44,10 @@ def test_half_recall_gives_51_of_101_points(make_detections, make_ground_truth):
     # Two boxes, one found exactly, one missed: precision 1 up to recall .5, nothing after.
     # COCO samples 101 recall points 0, .01, ..., 1; points 0 ... .50 (51 of them) get 1.
     ev = COCOEvaluator(1)
-    ev.update(make_detections([[(MEDIUM, 0.9, 0)]]),
-              make_ground_truth([[(MEDIUM, 0), (LARGE, 0)]], sizes=[SIZE]))
+    ev.update(
+        make_detections([[(MEDIUM, 0.9, 0)]]),
+        make_ground_truth([[(MEDIUM, 0), (LARGE, 0)]], sizes=[SIZE]),
+    )
     assert ev.result()["AP"] == pytest.approx(51 / 101)
 
 
@@ -54,8 +58,9 @@ def test_detection_on_crowd_region_is_not_a_false_positive(make_detections, make
 
     def ap(is_crowd):
         ev = COCOEvaluator(1)
-        ev.update(dets, make_ground_truth([[(person, 0), (crowd, 0, False, is_crowd)]],
-                                          sizes=[SIZE]))
+        ev.update(
+            dets, make_ground_truth([[(person, 0), (crowd, 0, False, is_crowd)]], sizes=[SIZE])
+        )
         return ev.result()["AP"]
 
     assert ap(is_crowd=True) == pytest.approx(1.0)  # ignored, and the region is not a miss

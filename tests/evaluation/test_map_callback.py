@@ -29,14 +29,16 @@ def _val_dataset():
     boxes = np.zeros((4, 2, 4), np.float32)
     boxes[:2, 0], boxes[2:, 0] = HIT, OTHER
     labels = np.array([[0, -1]] * 4, np.int32)
-    return tf.data.Dataset.from_tensor_slices({
-        "image": np.zeros((4, 8, 8, 3), np.uint8),
-        "boxes": boxes,
-        "labels": labels,
-        "difficult": np.zeros((4, 2), bool),
-        "is_crowd": np.zeros((4, 2), bool),
-        "original_size": np.full((4, 2), 8, np.int32),
-    }).batch(3)
+    return tf.data.Dataset.from_tensor_slices(
+        {
+            "image": np.zeros((4, 8, 8, 3), np.uint8),
+            "boxes": boxes,
+            "labels": labels,
+            "difficult": np.zeros((4, 2), bool),
+            "is_crowd": np.zeros((4, 2), bool),
+            "original_size": np.full((4, 2), 8, np.int32),
+        }
+    ).batch(3)
 
 
 def _trainable_model():
@@ -47,7 +49,8 @@ def _trainable_model():
 
 def test_evaluate_runs_detector_over_dataset():
     callback = MeanAveragePrecisionCallback(
-        _val_dataset(), VOCEvaluator(1, metric="voc12"), detector=FixedDetector(), verbose=0)
+        _val_dataset(), VOCEvaluator(1, metric="voc12"), detector=FixedDetector(), verbose=0
+    )
     assert callback.evaluate()["mAP"] == pytest.approx(0.5)
     assert callback.evaluate()["mAP"] == pytest.approx(0.5)  # evaluator reset between runs
     assert callback.evaluator.num_images == 4
@@ -64,9 +67,11 @@ def test_logs_val_map_for_checkpointing_and_builds_detector_from_trained_model(t
 
     model = _trainable_model()
     callback = MeanAveragePrecisionCallback(
-        _val_dataset(), VOCEvaluator(1, metric="voc12"), detector_fn=detector_fn, frequency=2)
+        _val_dataset(), VOCEvaluator(1, metric="voc12"), detector_fn=detector_fn, frequency=2
+    )
     checkpoint = keras.callbacks.ModelCheckpoint(
-        str(tmp_path / "best.keras"), monitor="val_mAP", mode="max", save_best_only=True)
+        str(tmp_path / "best.keras"), monitor="val_mAP", mode="max", save_best_only=True
+    )
     x = np.zeros((4, 2), np.float32)
     history = model.fit(x, x[:, :1], epochs=4, verbose=0, callbacks=[callback, checkpoint])
     # Evaluated after epochs 2 and 4 only; the detector is built once, from the fitted model.
@@ -81,7 +86,8 @@ def test_rejects_bad_arguments():
     with pytest.raises(ValueError, match="exactly one"):
         MeanAveragePrecisionCallback([], VOCEvaluator(1))
     with pytest.raises(ValueError, match="exactly one"):
-        MeanAveragePrecisionCallback([], VOCEvaluator(1), detector=FixedDetector(),
-                                     detector_fn=lambda m: m)
+        MeanAveragePrecisionCallback(
+            [], VOCEvaluator(1), detector=FixedDetector(), detector_fn=lambda m: m
+        )
     with pytest.raises(ValueError, match="0"):
         MeanAveragePrecisionCallback([], VOCEvaluator(1), detector=FixedDetector(), frequency=0)

@@ -33,9 +33,15 @@ C, D = [0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]  # image 2
 def _ranked_list_batches(make_detections, make_ground_truth):
     """The ranked list above as two single-image batches, detections out of score order."""
     image1 = (
-        make_detections([[([0.0, 0.0, 0.4, 0.38], 0.6, 0),  # IoU .95 with A, after A: duplicate
-                          ([0.5, 0.0, 0.6, 0.1], 0.8, 0),   # touches nothing
-                          (A, 0.9, 0)]]),
+        make_detections(
+            [
+                [
+                    ([0.0, 0.0, 0.4, 0.38], 0.6, 0),  # IoU .95 with A, after A: duplicate
+                    ([0.5, 0.0, 0.6, 0.1], 0.8, 0),  # touches nothing
+                    (A, 0.9, 0),
+                ]
+            ]
+        ),
         make_ground_truth([[(A, 0), (B, 0)]]),
     )
     image2 = (
@@ -47,7 +53,9 @@ def _ranked_list_batches(make_detections, make_ground_truth):
 
 @pytest.mark.parametrize("metric", BOTH)
 def test_average_precision_of_hand_computed_curve(metric):
-    assert average_precision(RECALL, PRECISION, metric) == pytest.approx(EXPECTED[metric], abs=1e-12)
+    assert average_precision(RECALL, PRECISION, metric) == pytest.approx(
+        EXPECTED[metric], abs=1e-12
+    )
 
 
 @pytest.mark.parametrize("metric", BOTH)
@@ -71,8 +79,9 @@ def test_voc07_threshold_is_exactly_three_tenths():
 
 
 @pytest.mark.parametrize("metric", BOTH)
-def test_perfect_detector_scores_one_and_class_without_gt_is_nan(metric, make_detections,
-                                                                  make_ground_truth):
+def test_perfect_detector_scores_one_and_class_without_gt_is_nan(
+    metric, make_detections, make_ground_truth
+):
     gts = [[([0.1, 0.1, 0.5, 0.6], 0), ([0.5, 0.5, 0.9, 0.9], 2)], [([0.2, 0.3, 0.4, 0.5], 0)]]
     dets = [[(box, 0.5 + 0.1 * i, label) for i, (box, label) in enumerate(image)] for image in gts]
     ev = VOCEvaluator(3, metric=metric)
@@ -84,15 +93,15 @@ def test_perfect_detector_scores_one_and_class_without_gt_is_nan(metric, make_de
     assert ev.num_images == 2
 
 
-def test_difficult_objects_are_neither_misses_nor_false_positives(make_detections,
-                                                                  make_ground_truth):
+def test_difficult_objects_are_neither_misses_nor_false_positives(
+    make_detections, make_ground_truth
+):
     x, y = [0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]
 
     def ap(difficult, detect_y):
         ev = VOCEvaluator(1, metric="voc12")
         dets = [(x, 0.8, 0)] + ([(y, 0.9, 0)] if detect_y else [])
-        ev.update(make_detections([dets]),
-                  make_ground_truth([[(x, 0), (y, 0, difficult, False)]]))
+        ev.update(make_detections([dets]), make_ground_truth([[(x, 0), (y, 0, difficult, False)]]))
         return ev.result()["mAP"]
 
     # Y difficult: detecting it (ranked first) is ignored, not an FP; missing it is not a miss.
@@ -105,27 +114,31 @@ def test_difficult_objects_are_neither_misses_nor_false_positives(make_detection
 def test_crowd_boxes_are_ignored_like_difficult(make_detections, make_ground_truth):
     x, y = [0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]
     ev = VOCEvaluator(1, metric="voc12")
-    ev.update(make_detections([[(y, 0.9, 0), (x, 0.8, 0)]]),
-              make_ground_truth([[(x, 0), (y, 0, False, True)]]))
+    ev.update(
+        make_detections([[(y, 0.9, 0), (x, 0.8, 0)]]),
+        make_ground_truth([[(x, 0), (y, 0, False, True)]]),
+    )
     assert ev.result()["mAP"] == 1.0
 
 
 @pytest.mark.parametrize("metric, expected", [("voc07", 28 / 33), ("voc12", 5 / 6)])
-def test_duplicate_detections_are_false_positives(metric, expected, make_detections,
-                                                  make_ground_truth):
+def test_duplicate_detections_are_false_positives(
+    metric, expected, make_detections, make_ground_truth
+):
     # Ranked: TP (x), FP (second box on x), TP (z); 2 positives.
     # recall .5, .5, 1; precision 1, 1/2, 2/3; envelope 1, 2/3, 2/3.
     # voc12: .5 * 1 + .5 * 2/3 = 5/6.  voc07: t = 0...5 -> 1 (6 points), t = .6...1 -> 2/3
     # (5 points): (6 + 10/3) / 11 = 28/33.
     x, z = [0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]
     ev = VOCEvaluator(1, metric=metric)
-    ev.update(make_detections([[(x, 0.9, 0), (x, 0.8, 0), (z, 0.7, 0)]]),
-              make_ground_truth([[(x, 0), (z, 0)]]))
+    ev.update(
+        make_detections([[(x, 0.9, 0), (x, 0.8, 0), (z, 0.7, 0)]]),
+        make_ground_truth([[(x, 0), (z, 0)]]),
+    )
     assert ev.result()["mAP"] == pytest.approx(expected)
 
 
-def test_detection_takes_its_best_box_even_if_already_matched(make_detections,
-                                                               make_ground_truth):
+def test_detection_takes_its_best_box_even_if_already_matched(make_detections, make_ground_truth):
     # The devkit matches each detection to its highest-IoU box of the class and does not fall
     # back to the next one: e2 has IoU .667 with p (already taken by e1) and .538 with q, so it
     # is an FP and q stays missed. Ranked TP, FP with 2 positives -> voc12 AP = .5 * 1 = .5
@@ -143,8 +156,10 @@ def test_iou_threshold_is_inclusive(height, expected, make_detections, make_grou
     # Against the unit box, a full-width box of height h has IoU exactly h (0.5 is exact in
     # binary): IoU 0.5 matches (the devkit's ov >= minoverlap), 0.49 does not.
     ev = VOCEvaluator(1, metric="voc12")
-    ev.update(make_detections([[([0.0, 0.0, height, 1.0], 0.9, 0)]]),
-              make_ground_truth([[([0.0, 0.0, 1.0, 1.0], 0)]]))
+    ev.update(
+        make_detections([[([0.0, 0.0, height, 1.0], 0.9, 0)]]),
+        make_ground_truth([[([0.0, 0.0, 1.0, 1.0], 0)]]),
+    )
     assert ev.result()["mAP"] == expected
 
 
@@ -226,11 +241,17 @@ def test_format_table_aligns_names_and_marks_nan():
 def _devkit_ap(images, class_id, metric):
     """Line-by-line transcription of VOCevaldet.m + VOCap.m for one class (loops, no numpy
     tricks), on per-image (gt boxes, gt labels, difficult, det boxes, det scores, det classes)."""
-    gt = {i: (g[l == class_id], d[l == class_id], [False] * int((l == class_id).sum()))
-          for i, (g, l, d, *_) in enumerate(images)}
+    gt = {
+        i: (g[l == class_id], d[l == class_id], [False] * int((l == class_id).sum()))
+        for i, (g, l, d, *_) in enumerate(images)
+    }
     npos = sum(int((~d).sum()) for _, d, _ in gt.values())
-    dets = [(s, i, b) for i, (*_, db, ds, dc) in enumerate(images)
-            for b, s, c in zip(db, ds, dc) if c == class_id]
+    dets = [
+        (s, i, b)
+        for i, (*_, db, ds, dc) in enumerate(images)
+        for b, s, c in zip(db, ds, dc)
+        if c == class_id
+    ]
     dets.sort(key=lambda t: -t[0])  # Python's sort is stable, like MATLAB's
     tp, fp = [], []
     for _, i, bb in dets:
@@ -240,7 +261,11 @@ def _devkit_ap(images, class_id, metric):
             iw = min(bb[3], bbgt[3]) - max(bb[1], bbgt[1])
             ih = min(bb[2], bbgt[2]) - max(bb[0], bbgt[0])
             if iw > 0 and ih > 0:
-                ua = (bb[2] - bb[0]) * (bb[3] - bb[1]) + (bbgt[2] - bbgt[0]) * (bbgt[3] - bbgt[1]) - iw * ih
+                ua = (
+                    (bb[2] - bb[0]) * (bb[3] - bb[1])
+                    + (bbgt[2] - bbgt[0]) * (bbgt[3] - bbgt[1])
+                    - iw * ih
+                )
                 if iw * ih / ua > ovmax:
                     ovmax, jmax = iw * ih / ua, j
         if ovmax >= 0.5:
@@ -265,7 +290,9 @@ def _devkit_ap(images, class_id, metric):
     mrec, mpre = [0.0, *rec, 1.0], [0.0, *prec, 0.0]
     for i in range(len(mpre) - 2, -1, -1):
         mpre[i] = max(mpre[i], mpre[i + 1])
-    return sum((mrec[i] - mrec[i - 1]) * mpre[i] for i in range(1, len(mrec)) if mrec[i] != mrec[i - 1])
+    return sum(
+        (mrec[i] - mrec[i - 1]) * mpre[i] for i in range(1, len(mrec)) if mrec[i] != mrec[i - 1]
+    )
 
 
 @pytest.mark.parametrize("metric", BOTH)
@@ -286,13 +313,23 @@ def test_matches_devkit_transcription_on_random_data(metric, make_detections, ma
         db[:, 2:] = np.maximum(db[:, 2:], db[:, :2] + 0.01)
         ds = np.round(rng.uniform(size=k), 1)  # coarse scores: many ties across images
         dc = np.where(rng.uniform(size=k) < 0.8, labels[source] if m else 0, rng.integers(0, 3, k))
-        images.append((g.astype(np.float32).astype(np.float64), labels, difficult,
-                       db.astype(np.float32).astype(np.float64), ds.astype(np.float32), dc))
+        images.append(
+            (
+                g.astype(np.float32).astype(np.float64),
+                labels,
+                difficult,
+                db.astype(np.float32).astype(np.float64),
+                ds.astype(np.float32),
+                dc,
+            )
+        )
     ev = VOCEvaluator(3, metric=metric)
     for start in range(0, len(images), 7):
-        chunk = images[start:start + 7]
-        ev.update(make_detections([list(zip(db, ds, dc)) for *_, db, ds, dc in chunk]),
-                  make_ground_truth([list(zip(g, l, d)) for g, l, d, *_ in chunk]))
+        chunk = images[start : start + 7]
+        ev.update(
+            make_detections([list(zip(db, ds, dc)) for *_, db, ds, dc in chunk]),
+            make_ground_truth([list(zip(g, l, d)) for g, l, d, *_ in chunk]),
+        )
     result = ev.result()
     expected = [_devkit_ap(images, c, metric) for c in range(3)]
     assert [result["per_class_ap"][c] for c in range(3)] == pytest.approx(expected, abs=1e-9)
