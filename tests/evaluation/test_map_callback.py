@@ -56,6 +56,26 @@ def test_evaluate_runs_detector_over_dataset():
     assert callback.evaluator.num_images == 4
 
 
+def test_plain_python_detector_without_compiling():
+    def numpy_detector(images):
+        batch = images.shape[0]
+        return {
+            "detection_boxes": np.tile(np.array(HIT, np.float32), (batch, 1, 1)),
+            "detection_scores": np.ones((batch, 1), np.float32),
+            "detection_classes": np.zeros((batch, 1), np.int32),
+            "num_detections": np.ones(batch, np.int32),
+        }
+
+    callback = MeanAveragePrecisionCallback(
+        _val_dataset(),
+        VOCEvaluator(1, metric="voc12"),
+        detector=numpy_detector,
+        compile_detector=False,
+        verbose=0,
+    )
+    assert callback.evaluate()["mAP"] == pytest.approx(0.5)
+
+
 # ModelCheckpoint warns on the epochs the callback skips (frequency=2); that is expected.
 @pytest.mark.filterwarnings("ignore:Can save best model only")
 def test_logs_val_map_for_checkpointing_and_builds_detector_from_trained_model(tmp_path, capsys):
