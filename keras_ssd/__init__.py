@@ -1,5 +1,6 @@
 """keras_ssd: the Single Shot MultiBox Detector (Liu et al. 2016) for Keras 3."""
 
+from keras_ssd import data, evaluation
 from keras_ssd.config import SSDConfig
 from keras_ssd.detector import build_detector
 from keras_ssd.encoder import TargetEncoder
@@ -19,5 +20,7 @@ __all__ = [
     "TargetEncoder",
     "build_detector",
     "build_ssd",
+    "data",
     "default_boxes",
+    "evaluation",
 ]

@@ -17,7 +17,11 @@ def _source_maps(images, cfg):
     # Caffe numbers the extra blocks conv6 .. conv(5 + n) after fc6/fc7.
     for index, block in enumerate(cfg.extra_blocks, start=6):
         x = keras.layers.Conv2D(
-            block.bottleneck_filters, 1, activation="relu", name=f"conv{index}_1"
+            block.bottleneck_filters,
+            1,
+            activation="relu",
+            kernel_initializer="he_uniform",
+            name=f"conv{index}_1",
         )(x)
         if block.padding:
             x = keras.layers.ZeroPadding2D(block.padding, name=f"conv{index}_2_pad")(x)
@@ -26,6 +30,7 @@ def _source_maps(images, cfg):
             block.kernel_size,
             strides=block.strides,
             activation="relu",
+            kernel_initializer="he_uniform",
             name=f"conv{index}_2",
         )(x)
         sources.append(x)

@@ -1,0 +1,68 @@
+"""Checkpointing that never leaves a half-written `.keras` file behind."""
+
+import json
+import math
+import os
+
+import keras
+
+
+class SafeModelCheckpoint(keras.callbacks.Callback):
+    """Saves the model to `path` after each epoch, atomically.
+
+    The model is written to a temporary file beside `path` and moved over it
+    with `os.replace`, so a run killed while saving keeps the previous file.
+    With `monitor`, only epochs that improve it are saved (best checkpoint);
+    the best value is kept in `<path>.json`, so a resumed run does not replace
+    a better checkpoint with a worse one.
+
+    Args:
+        path: destination `.keras` file.
+        monitor: log key to track, or None to save every epoch.
+        mode: "max" or "min" for `monitor`.
+        save: False on non-chief workers of a multi-worker run (they must not
+            write the shared file).
+        verbose: 1 prints a line when a best checkpoint is written.
+    """
+
+    def __init__(self, path, monitor=None, mode="max", save=True, verbose=1):
+        super().__init__()
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self.path = os.fspath(path)
+        self.monitor = monitor
+        self.mode = mode
+        self.save = save
+        self.verbose = verbose
+        self.best = -math.inf if mode == "max" else math.inf
+
+    @property
+    def _record(self):
+        return f"{self.path}.json"
+
+    def on_train_begin(self, logs=None):
+        if self.monitor is not None and os.path.exists(self.path) and os.path.exists(self._record):
+            with open(self._record) as f:
+                self.best = json.load(f)[self.monitor]
+
+    def _improved(self, value):
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor is not None:
+            value = (logs or {}).get(self.monitor)
+            if value is None or not math.isfinite(value) or not self._improved(value):
+                return
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.4f} to "
+                      f"{value:.4f}, saving {self.path}")
+            self.best = value
+        if not self.save:
+            return
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        temporary = f"{self.path}.partial.keras"
+        self.model.save(temporary)
+        os.replace(temporary, self.path)
+        if self.monitor is not None:
+            with open(self._record, "w") as f:
+                json.dump({self.monitor: self.best, "epoch": epoch + 1}, f)

@@ -1,0 +1,1 @@
+"""Runnable entry points: python -m training.train / evaluate / export / predict."""
