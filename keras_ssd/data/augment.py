@@ -116,13 +116,28 @@ def photometric_distort(image: tf.Tensor, seed: tf.Tensor, options: AugmentOptio
 
     image = tf.clip_by_value(image + delta, 0.0, 255.0)
     image = adjust_contrast(image, tf.where(contrast_first, contrast, 1.0))
-    hsv = tf.image.rgb_to_hsv(image / 255.0)
-    h, s, v = tf.unstack(hsv, axis=-1)
-    h = tf.math.floormod(h + hue, 1.0)
-    s = tf.clip_by_value(s * saturation, 0.0, 1.0)
-    image = tf.image.hsv_to_rgb(tf.stack([h, s, v], axis=-1)) * 255.0
+    image = _scale_saturation(image, saturation)
+    image = tf.cond(
+        tf.not_equal(hue, 0.0),
+        lambda: tf.image.adjust_hue(image / 255.0, hue) * 255.0,
+        lambda: image,
+    )
     image = adjust_contrast(image, tf.where(contrast_first, 1.0, contrast))
     return image
+
+
+def _scale_saturation(image: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
+    """Multiplies HSV saturation by `factor` (clipped at 1), without HSV.
+
+    With V = max(r, g, b) and hue fixed, every channel is c = V - V * S * g(H),
+    so scaling S by f maps c to V - (V - c) * f; saturation 1 is reached at
+    f = V / (V - min(r, g, b)), which bounds the factor per pixel.
+    """
+    v = tf.reduce_max(image, axis=-1, keepdims=True)
+    spread = v - tf.reduce_min(image, axis=-1, keepdims=True)
+    limit = tf.math.divide_no_nan(v, spread)
+    scale = tf.where(spread > 0, tf.minimum(factor, limit), 1.0)
+    return v - (v - image) * scale
 
 
 def _iou(boxes: tf.Tensor, windows: tf.Tensor) -> tf.Tensor:
@@ -236,17 +251,17 @@ def resample(image: tf.Tensor, window: tf.Tensor, size: int, flip=False):
     Returns:
         `(float32 [S, S, 3], bool [S, S] inside-the-image mask)`.
     """
-    image = tf.cast(image, tf.float32)
     shape = tf.shape(image)
     h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
     y0, y1, fy, in_y = _axis_samples(window[0] * h, window[2] * h, shape[0], size)
     x0, x1, fx, in_x = _axis_samples(window[1] * w, window[3] * w, shape[1], size)
     x0, x1, fx, in_x = [tf.where(flip, tf.reverse(t, [0]), t) for t in (x0, x1, fx, in_x)]
-    rows = tf.gather(image, y0) * (1.0 - fy)[:, None, None] + tf.gather(image, y1) * fy[:, None, None]
-    out = (
-        tf.gather(rows, x0, axis=1) * (1.0 - fx)[None, :, None]
-        + tf.gather(rows, x1, axis=1) * fx[None, :, None]
-    )
+    # Gather the needed rows first, then convert: only S rows become float.
+    top = tf.cast(tf.gather(image, y0), tf.float32)
+    bottom = tf.cast(tf.gather(image, y1), tf.float32)
+    rows = top + (bottom - top) * fy[:, None, None]
+    left = tf.gather(rows, x0, axis=1)
+    out = left + (tf.gather(rows, x1, axis=1) - left) * fx[None, :, None]
     return out, in_y[:, None] & in_x[None, :]
 
 

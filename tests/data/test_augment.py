@@ -155,3 +155,13 @@ def test_crop_sampler_meets_the_min_iou(threshold):
             ious.append(inter / ((b[2] - b[0]) * (b[3] - b[1]) + h * w - inter))
         assert ious and max(ious) >= threshold - 1e-6
     assert crops > 20
+
+
+def test_saturation_shortcut_equals_tf_image_adjust_saturation():
+    from keras_ssd.data.augment import _scale_saturation
+
+    x = tf.constant(np.random.default_rng(0).uniform(0, 255, (40, 40, 3)).astype("float32"))
+    x = tf.concat([x, tf.fill([1, 40, 3], 77.0)], 0)  # grey pixels too
+    for f in (0.5, 0.9, 1.0, 1.5, 4.0):
+        want = tf.image.adjust_saturation(x / 255.0, f) * 255.0
+        np.testing.assert_allclose(_scale_saturation(x, tf.constant(f)).numpy(), want.numpy(), atol=1e-2)
