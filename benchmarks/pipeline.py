@@ -20,16 +20,18 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-import keras_ssd  # noqa: E402
-from keras_ssd import data  # noqa: E402
+import keras_ssd
+from keras_ssd import data
 
 
 def pipeline_throughput(cfg, batch_size, batches, examples=64):
-    source = data.load("shapes", "train", num_examples=examples, image_size=(375, 500)).cache()
+    source = data.load(
+        "shapes", "train", num_examples=examples, image_size=(375, 500)
+    ).cache()
     for _ in source:  # fill the cache: generation is not part of the measurement
         pass
     ds = data.train_pipeline(source, cfg, batch_size, seed=0, repeat=True)
@@ -38,7 +40,7 @@ def pipeline_throughput(cfg, batch_size, batches, examples=64):
         next(it)
     start = time.perf_counter()
     for _ in range(batches):
-        images, y_true = next(it)
+        _, y_true = next(it)
     _ = y_true.numpy()
     elapsed = time.perf_counter() - start
     return batches * batch_size / elapsed
@@ -46,10 +48,14 @@ def pipeline_throughput(cfg, batch_size, batches, examples=64):
 
 def training_throughput(cfg, batch_size, steps):
     model = keras_ssd.build_ssd(cfg)
-    model.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.9), loss=keras_ssd.SSDLoss())
+    model.compile(
+        optimizer=keras.optimizers.SGD(1e-3, momentum=0.9), loss=keras_ssd.SSDLoss()
+    )
     encoder = keras_ssd.TargetEncoder(cfg)
     rng = np.random.default_rng(0)
-    images = rng.uniform(0, 255, (batch_size, cfg.image_size, cfg.image_size, 3)).astype("float32")
+    images = rng.uniform(
+        0, 255, (batch_size, cfg.image_size, cfg.image_size, 3)
+    ).astype("float32")
     boxes = tf.constant([[0.1, 0.1, 0.5, 0.4], [0.3, 0.5, 0.9, 0.95]])
     y_true = np.stack([encoder(boxes, tf.constant([1, 5])).numpy()] * batch_size)
     model.train_on_batch(images, y_true)  # warm-up: tracing
@@ -69,14 +75,22 @@ def main():
     args = parser.parse_args()
 
     cfg = keras_ssd.SSDConfig.from_preset(args.preset, num_classes=20)
-    print(f"preset {cfg.name}: {cfg.image_size} px input, {cfg.num_boxes} default boxes; "
-          f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}")
+    print(
+        f"preset {cfg.name}: {cfg.image_size} px input, {cfg.num_boxes} default boxes; "
+        f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}"
+    )
     pipe = pipeline_throughput(cfg, args.pipeline_batch_size, args.pipeline_batches)
-    print(f"input pipeline (augment + encode, batch {args.pipeline_batch_size}): {pipe:8.1f} img/s")
+    print(
+        f"input pipeline (augment + encode, batch {args.pipeline_batch_size}): {pipe:8.1f} img/s"
+    )
     train = training_throughput(cfg, args.batch_size, args.train_steps)
-    print(f"training step (model.fit step, batch {args.batch_size}):        {train:8.2f} img/s")
-    print(f"ratio pipeline / training: {pipe / train:.0f}x "
-          f"(the pipeline needs {100 * train / pipe:.1f}% of the CPU time training takes)")
+    print(
+        f"training step (model.fit step, batch {args.batch_size}):        {train:8.2f} img/s"
+    )
+    print(
+        f"ratio pipeline / training: {pipe / train:.0f}x "
+        f"(the pipeline needs {100 * train / pipe:.1f}% of the CPU time training takes)"
+    )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ tensor of shape [2]) gives the same result.
 """
 
 import dataclasses
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import tensorflow as tf
 
@@ -65,18 +65,18 @@ class AugmentOptions:
 
     photometric: bool = True
     brightness_delta: float = 32.0
-    contrast_range: Tuple[float, float] = (0.5, 1.5)
-    saturation_range: Tuple[float, float] = (0.5, 1.5)
+    contrast_range: tuple[float, float] = (0.5, 1.5)
+    saturation_range: tuple[float, float] = (0.5, 1.5)
     hue_delta: float = 0.05
     photometric_prob: float = 0.5
     expand: bool = True
     expand_prob: float = 0.5
     max_expand_ratio: float = 4.0
-    fill: Tuple[float, float, float] = MEAN_RGB
+    fill: tuple[float, float, float] = MEAN_RGB
     crop: bool = True
-    min_ious: Sequence[Optional[float]] = (None, 0.1, 0.3, 0.5, 0.7, 0.9, 0.0)
-    crop_scale: Tuple[float, float] = (0.3, 1.0)
-    crop_aspect: Tuple[float, float] = (0.5, 2.0)
+    min_ious: Sequence[float | None] = (None, 0.1, 0.3, 0.5, 0.7, 0.9, 0.0)
+    crop_scale: tuple[float, float] = (0.3, 1.0)
+    crop_aspect: tuple[float, float] = (0.5, 2.0)
     crop_trials: int = 50
     flip: bool = True
     min_box_size: float = 1.0
@@ -87,7 +87,9 @@ class AugmentOptions:
         return cls(photometric=False, expand=False, crop=False, flip=False)
 
 
-def photometric_distort(image: tf.Tensor, seed: tf.Tensor, options: AugmentOptions) -> tf.Tensor:
+def photometric_distort(
+    image: tf.Tensor, seed: tf.Tensor, options: AugmentOptions
+) -> tf.Tensor:
     """Random brightness, contrast, saturation and hue.
 
     Args:
@@ -144,8 +146,12 @@ def _iou(boxes: tf.Tensor, windows: tf.Tensor) -> tf.Tensor:
     """IoU of boxes `[M, 4]` with windows `[T, 4]` (both yxyx) -> `[T, M]`."""
     b = boxes[None, :, :]
     w = windows[:, None, :]
-    ih = tf.maximum(tf.minimum(b[..., 2], w[..., 2]) - tf.maximum(b[..., 0], w[..., 0]), 0.0)
-    iw = tf.maximum(tf.minimum(b[..., 3], w[..., 3]) - tf.maximum(b[..., 1], w[..., 1]), 0.0)
+    ih = tf.maximum(
+        tf.minimum(b[..., 2], w[..., 2]) - tf.maximum(b[..., 0], w[..., 0]), 0.0
+    )
+    iw = tf.maximum(
+        tf.minimum(b[..., 3], w[..., 3]) - tf.maximum(b[..., 1], w[..., 1]), 0.0
+    )
     inter = ih * iw
     area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
     area_w = (w[..., 2] - w[..., 0]) * (w[..., 3] - w[..., 1])
@@ -193,7 +199,9 @@ def sample_crop(
         coordinates (`[0, 0, 1, 1]` for "whole image" or when no trial fits).
     """
     seeds = tf.random.experimental.stateless_split(seed, num=2)
-    thresholds = tf.constant([-1.0 if t is None else float(t) for t in options.min_ious])
+    thresholds = tf.constant(
+        [-1.0 if t is None else float(t) for t in options.min_ious]
+    )
     choice = tf.random.stateless_uniform(
         [], seeds[0], 0, len(options.min_ious), dtype=tf.int32
     )
@@ -209,9 +217,13 @@ def sample_crop(
     ok = (ratio >= options.crop_aspect[0]) & (ratio <= options.crop_aspect[1])
     inside = _centres_inside(boxes, windows)
     iou = tf.where(inside, _iou(boxes, windows), -1.0)
-    best = tf.reduce_max(tf.concat([iou, tf.fill([options.crop_trials, 1], -1.0)], 1), axis=1)
+    best = tf.reduce_max(
+        tf.concat([iou, tf.fill([options.crop_trials, 1], -1.0)], 1), axis=1
+    )
     has_objects = tf.shape(boxes)[0] > 0
-    ok &= tf.logical_not(has_objects) | (tf.reduce_any(inside, axis=1) & (best >= min_iou))
+    ok &= tf.logical_not(has_objects) | (
+        tf.reduce_any(inside, axis=1) & (best >= min_iou)
+    )
     found = tf.reduce_any(ok) & (min_iou >= 0.0)
     first = tf.argmax(tf.cast(ok, tf.int32), output_type=tf.int32)
     return tf.where(found, windows[first], tf.constant([0.0, 0.0, 1.0, 1.0]))
@@ -255,7 +267,9 @@ def resample(image: tf.Tensor, window: tf.Tensor, size: int, flip=False):
     h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
     y0, y1, fy, in_y = _axis_samples(window[0] * h, window[2] * h, shape[0], size)
     x0, x1, fx, in_x = _axis_samples(window[1] * w, window[3] * w, shape[1], size)
-    x0, x1, fx, in_x = [tf.where(flip, tf.reverse(t, [0]), t) for t in (x0, x1, fx, in_x)]
+    x0, x1, fx, in_x = [
+        tf.where(flip, tf.reverse(t, [0]), t) for t in (x0, x1, fx, in_x)
+    ]
     # Gather the needed rows first, then convert: only S rows become float.
     top = tf.cast(tf.gather(image, y0), tf.float32)
     bottom = tf.cast(tf.gather(image, y1), tf.float32)
@@ -275,7 +289,10 @@ def filter_objects(example: dict, keep: tf.Tensor) -> dict:
 
 
 def augment_example(
-    example: dict, image_size: int, seed: tf.Tensor, options: AugmentOptions = AugmentOptions()
+    example: dict,
+    image_size: int,
+    seed: tf.Tensor,
+    options: AugmentOptions = AugmentOptions(),
 ) -> dict:
     """Applies SSD augmentation to one example and resizes it.
 
@@ -313,7 +330,9 @@ def augment_example(
     else:
         window = tf.constant([0.0, 0.0, 1.0, 1.0])
     flip = (
-        tf.random.stateless_uniform([], seeds[2]) < 0.5 if options.flip else tf.constant(False)
+        tf.random.stateless_uniform([], seeds[2]) < 0.5
+        if options.flip
+        else tf.constant(False)
     )
 
     # Objects: keep those whose centre is in the patch, clip, renormalise.
@@ -321,7 +340,9 @@ def augment_example(
         window == tf.constant([0.0, 0.0, 1.0, 1.0])
     )
     size_hw = tf.tile(window[2:] - window[:2], [2])
-    clipped = tf.clip_by_value(canvas_boxes, tf.tile(window[:2], [2]), tf.tile(window[2:], [2]))
+    clipped = tf.clip_by_value(
+        canvas_boxes, tf.tile(window[:2], [2]), tf.tile(window[2:], [2])
+    )
     new_boxes = (clipped - tf.tile(window[:2], [2])) / size_hw
     ymin, xmin, ymax, xmax = tf.unstack(tf.clip_by_value(new_boxes, 0.0, 1.0), axis=1)
     xmin, xmax = tf.where(flip, 1.0 - xmax, xmin), tf.where(flip, 1.0 - xmin, xmax)
@@ -346,6 +367,8 @@ def resize(example: dict, image_size: int) -> dict:
     centres); normalised boxes are unchanged."""
     example = dict(example)
     example["image"] = tf.image.resize(
-        tf.cast(example["image"], tf.float32), [image_size, image_size], method="bilinear"
+        tf.cast(example["image"], tf.float32),
+        [image_size, image_size],
+        method="bilinear",
     )
     return example

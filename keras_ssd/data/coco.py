@@ -13,7 +13,7 @@ import collections
 import json
 import math
 import os
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -37,7 +37,7 @@ def _read_json(path: str) -> dict:
         raise ValueError(f"Cannot read COCO json {path}: {e}") from e
     for key in ("images", "categories"):
         if not isinstance(data.get(key), list):
-            raise ValueError(f"COCO json {path} has no {key!r} list")
+            raise ValueError(f"COCO json {path} has no {key!r} list")  # noqa: TRY004
     return data
 
 
@@ -49,7 +49,7 @@ def _categories(data: dict, path: str):
     return ids, [str(c.get("name", c["id"])) for c in cats]
 
 
-def class_names(path: str) -> List[str]:
+def class_names(path: str) -> list[str]:
     """Category names of a COCO json, in increasing category-id order."""
     return _categories(_read_json(path), path)[1]
 
@@ -61,9 +61,9 @@ def read_records(
     path: str,
     image_dir: str,
     report: SkipReport,
-    class_names: Optional[Sequence[str]] = None,
+    class_names: Sequence[str] | None = None,
     check_images: bool = True,
-) -> List[Record]:
+) -> list[Record]:
     """Parses and checks a COCO json.
 
     Args:
@@ -113,7 +113,9 @@ def read_records(
         else:
             height, width = image.get("height") or 0, image.get("width") or 0
             if height <= 0 or width <= 0:
-                report.skip_example(where, "no valid width/height and check_images=False")
+                report.skip_example(
+                    where, "no valid width/height and check_images=False"
+                )
                 continue
 
         boxes, labels, crowd = [], [], []
@@ -121,33 +123,52 @@ def read_records(
         for ann in anns:
             cid = ann.get("category_id")
             if cid not in label_of:
-                known = "unknown category id" if cid not in name_of else "category not in class_names"
-                report.skip_box(where, f"{known} {cid!r} (annotation id {ann.get('id')})")
+                known = (
+                    "unknown category id"
+                    if cid not in name_of
+                    else "category not in class_names"
+                )
+                report.skip_box(
+                    where, f"{known} {cid!r} (annotation id {ann.get('id')})"
+                )
                 continue
             bbox = ann.get("bbox")
             try:
                 x, y, w, h = (float(v) for v in bbox)
             except (TypeError, ValueError):
-                report.skip_box(where, f"bbox {bbox!r} is not 4 numbers (annotation id {ann.get('id')})")
+                report.skip_box(
+                    where,
+                    f"bbox {bbox!r} is not 4 numbers (annotation id {ann.get('id')})",
+                )
                 continue
             if not all(math.isfinite(v) for v in (x, y, w, h)):
-                report.skip_box(where, f"non-finite bbox [x, y, w, h]={bbox} (annotation id {ann.get('id')})")
+                report.skip_box(
+                    where,
+                    f"non-finite bbox [x, y, w, h]={bbox} (annotation id {ann.get('id')})",
+                )
                 continue
             if w <= 0 or h <= 0:
                 report.skip_box(
-                    where, f"empty bbox [x, y, w, h]={bbox}: width and height must be > 0 "
-                    f"(annotation id {ann.get('id')})"
+                    where,
+                    f"empty bbox [x, y, w, h]={bbox}: width and height must be > 0 "
+                    f"(annotation id {ann.get('id')})",
                 )
                 continue
-            box, reason, clipped = check_box(y, x, y + h, x + w, height, width)
+            # Boxes out by up to 1 px (common in COCO) are clipped silently.
+            box, reason, _ = check_box(y, x, y + h, x + w, height, width)
             if box is None:
-                report.skip_box(where, f"{reason} (bbox [x, y, w, h]={bbox}, annotation id {ann.get('id')})")
+                report.skip_box(
+                    where,
+                    f"{reason} (bbox [x, y, w, h]={bbox}, annotation id {ann.get('id')})",
+                )
                 continue
             boxes.append(box)
             labels.append(label_of[cid])
             crowd.append(bool(ann.get("iscrowd", 0)))
         if anns and not boxes:
-            report.skip_example(where, "every annotation was invalid (image would be unlabelled)")
+            report.skip_example(
+                where, "every annotation was invalid (image would be unlabelled)"
+            )
             continue
         records.append(
             Record(
@@ -164,9 +185,9 @@ def read_records(
 
 def load(
     path: str,
-    image_dir: Optional[str] = None,
+    image_dir: str | None = None,
     *,
-    class_names: Optional[Sequence[str]] = None,
+    class_names: Sequence[str] | None = None,
     strict: bool = False,
     check_images: bool = True,
 ) -> tf.data.Dataset:
@@ -186,10 +207,16 @@ def load(
         image id as a decimal string).
     """
     if image_dir is None:
-        raise ValueError(f"COCO json {path} needs image_dir= (the folder of its images)")
+        raise ValueError(
+            f"COCO json {path} needs image_dir= (the folder of its images)"
+        )
     if not os.path.isdir(image_dir):
-        raise ValueError(f"image_dir {image_dir} for COCO json {path} is not a directory")
+        raise ValueError(
+            f"image_dir {image_dir} for COCO json {path} is not a directory"
+        )
     report = SkipReport(source=f"COCO json {path}", strict=strict)
-    records = read_records(path, image_dir, report, class_names=class_names, check_images=check_images)
+    records = read_records(
+        path, image_dir, report, class_names=class_names, check_images=check_images
+    )
     report.summarize(len(records))
     return records_to_dataset(records, with_crowd=True, ignore_decode_errors=not strict)

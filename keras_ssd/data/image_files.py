@@ -11,11 +11,24 @@ GIF and BMP all come out as uint8 RGB `[H, W, 3]`.
 import dataclasses
 import os
 import struct
-from typing import Optional
 
 import tensorflow as tf
 
-_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_JPEG_SOF = {
+    0xC0,
+    0xC1,
+    0xC2,
+    0xC3,
+    0xC5,
+    0xC6,
+    0xC7,
+    0xC9,
+    0xCA,
+    0xCB,
+    0xCD,
+    0xCE,
+    0xCF,
+}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TAIL_BYTES = 1024
 
@@ -61,7 +74,9 @@ def _jpeg_size(f, file_size: int):
             _, height, width = struct.unpack(">BHH", data)
             return height, width
         if length < 2 or f.tell() + length - 2 > file_size:
-            raise ImageFileError("JPEG segment runs past the end of the file (truncated?)")
+            raise ImageFileError(
+                "JPEG segment runs past the end of the file (truncated?)"
+            )
         f.seek(length - 2, os.SEEK_CUR)
 
 
@@ -120,7 +135,7 @@ def probe_image(path: str) -> ImageInfo:
     return ImageInfo(fmt, int(height), int(width))
 
 
-def try_probe(path: str) -> "tuple[Optional[ImageInfo], Optional[str]]":
+def try_probe(path: str) -> "tuple[ImageInfo | None, str | None]":
     """`probe_image` that returns `(info, None)` or `(None, reason)`."""
     try:
         return probe_image(path), None
@@ -140,6 +155,8 @@ def decode_image(contents: tf.Tensor) -> tf.Tensor:
     Returns:
         uint8 tensor `[H, W, 3]`.
     """
-    image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
+    image = tf.io.decode_image(
+        contents, channels=3, dtype=tf.uint8, expand_animations=False
+    )
     image.set_shape([None, None, 3])
     return image

@@ -9,11 +9,14 @@ Evaluation: resize only, and keep what metrics need (original size, boxes,
 labels, difficult, is_crowd) in padded batches.
 """
 
-from typing import Optional, Union
-
 import tensorflow as tf
 
-from keras_ssd.data.augment import AugmentOptions, augment_example, filter_objects, resize
+from keras_ssd.data.augment import (
+    AugmentOptions,
+    augment_example,
+    filter_objects,
+    resize,
+)
 
 _AUTOTUNE = tf.data.AUTOTUNE
 
@@ -41,15 +44,15 @@ def train_pipeline(
     cfg,
     batch_size: int,
     *,
-    augment: Union[bool, AugmentOptions] = True,
-    shuffle: Union[bool, int] = True,
-    seed: Optional[int] = None,
+    augment: bool | AugmentOptions = True,
+    shuffle: bool | int = True,
+    seed: int | None = None,
     drop_difficult: bool = False,
     drop_crowd: bool = True,
     repeat: bool = False,
     cache: bool = False,
     num_parallel_calls: int = _AUTOTUNE,
-    deterministic: Optional[bool] = None,
+    deterministic: bool | None = None,
 ) -> tf.data.Dataset:
     """Builds the training input of `model.fit`.
 
@@ -116,7 +119,9 @@ def train_pipeline(
         y_true = encoder(example["boxes"], example["labels"])
         return image, y_true
 
-    ds = ds.map(prepare, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    ds = ds.map(
+        prepare, num_parallel_calls=num_parallel_calls, deterministic=deterministic
+    )
     ds = ds.batch(batch_size, drop_remainder=True)
     return ds.prefetch(_AUTOTUNE)
 

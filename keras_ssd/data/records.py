@@ -6,7 +6,7 @@ dataset whose map only reads and decodes the image files, in parallel.
 """
 
 import dataclasses
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -32,20 +32,22 @@ class Record:
     boxes: np.ndarray
     labels: np.ndarray
     difficult: np.ndarray
-    is_crowd: Optional[np.ndarray] = None
+    is_crowd: np.ndarray | None = None
 
 
 def _ragged(arrays: Sequence[np.ndarray], dtype, inner_shape=()):
     lengths = np.array([len(a) for a in arrays], dtype=np.int64)
     if len(arrays):
-        values = np.concatenate([np.asarray(a, dtype).reshape((-1,) + inner_shape) for a in arrays])
+        values = np.concatenate(
+            [np.asarray(a, dtype).reshape((-1,) + inner_shape) for a in arrays]
+        )
     else:
         values = np.zeros((0,) + inner_shape, dtype)
     return tf.RaggedTensor.from_row_lengths(tf.constant(values, dtype), lengths)
 
 
 def records_to_dataset(
-    records: List[Record], *, with_crowd: bool, ignore_decode_errors: bool
+    records: list[Record], *, with_crowd: bool, ignore_decode_errors: bool
 ) -> tf.data.Dataset:
     """Builds the example-dict dataset of `records`.
 
@@ -61,15 +63,22 @@ def records_to_dataset(
         (plus `"is_crowd": bool[M]` if `with_crowd`).
     """
     columns = {
-        "image_path": tf.constant([r.image_path for r in records], tf.string, shape=[len(records)]),
-        "image_id": tf.constant([r.image_id for r in records], tf.string, shape=[len(records)]),
+        "image_path": tf.constant(
+            [r.image_path for r in records], tf.string, shape=[len(records)]
+        ),
+        "image_id": tf.constant(
+            [r.image_id for r in records], tf.string, shape=[len(records)]
+        ),
         "boxes": _ragged([r.boxes for r in records], np.float32, (4,)),
         "labels": _ragged([r.labels for r in records], np.int32),
         "difficult": _ragged([r.difficult for r in records], np.bool_),
     }
     if with_crowd:
         columns["is_crowd"] = _ragged(
-            [r.is_crowd if r.is_crowd is not None else np.zeros(len(r.labels), bool) for r in records],
+            [
+                r.is_crowd if r.is_crowd is not None else np.zeros(len(r.labels), bool)
+                for r in records
+            ],
             np.bool_,
         )
 

@@ -10,7 +10,6 @@ file instead.
 
 import dataclasses
 import warnings
-from typing import List, Tuple
 
 
 class BadInputWarning(UserWarning):
@@ -31,9 +30,9 @@ class SkipReport:
 
     source: str
     strict: bool = False
-    skipped_examples: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
-    skipped_boxes: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
-    notes: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
+    skipped_examples: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    skipped_boxes: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    notes: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     def skip_example(self, file: str, reason: str) -> None:
         """Skips a whole example (image plus its boxes), or raises if strict."""

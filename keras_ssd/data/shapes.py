@@ -14,7 +14,7 @@ index), so it runs in a parallel `map`, the same seed gives the same images,
 and the splits use disjoint random streams.
 """
 
-from typing import Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import tensorflow as tf
 
@@ -47,7 +47,9 @@ def _background(seeds, height, width):
     params = _uniform(seeds[2], [4], 0.0, 1.0)
     angle = params[0] * 3.14159
     freq = 3.0 + 20.0 * params[1]
-    phase = tf.sin((tf.cos(angle) * yy + tf.sin(angle) * xx) * freq * 6.28318 + params[2] * 6.28)
+    phase = tf.sin(
+        (tf.cos(angle) * yy + tf.sin(angle) * xx) * freq * 6.28318 + params[2] * 6.28
+    )
     image += phase * (5.0 + 20.0 * params[3]) * _uniform(seeds[3], [3], 0.3, 1.0)
     image += _uniform(seeds[4], tf.stack([height, width, 3]), -12.0, 12.0)
     return image, mean
@@ -56,12 +58,12 @@ def _background(seeds, height, width):
 def generate_example(
     index: tf.Tensor,
     *,
-    seed: Tuple[int, int],
+    seed: tuple[int, int],
     split_name: str = "train",
-    size_range: Tuple[int, int] = (256, 320),
+    size_range: tuple[int, int] = (256, 320),
     max_objects: int = 4,
     min_objects: int = 1,
-    object_size: Tuple[float, float] = (0.03, 0.8),
+    object_size: tuple[float, float] = (0.03, 0.8),
 ):
     """Generates example `index` (graph-mode safe, no Python per pixel).
 
@@ -86,15 +88,23 @@ def generate_example(
     hw = tf.random.stateless_uniform([2], seeds[0], lo, hi + 1, dtype=tf.int32)
     height, width = hw[0], hw[1]
     k_max = max_objects
-    count = tf.random.stateless_uniform([], seeds[1], min_objects, max_objects + 1, dtype=tf.int32)
+    count = tf.random.stateless_uniform(
+        [], seeds[1], min_objects, max_objects + 1, dtype=tf.int32
+    )
 
     short = tf.cast(tf.minimum(height, width), tf.float32)
-    log_side = _uniform(seeds[2], [k_max], tf.math.log(object_size[0]), tf.math.log(object_size[1]))
+    log_side = _uniform(
+        seeds[2], [k_max], tf.math.log(object_size[0]), tf.math.log(object_size[1])
+    )
     side = tf.maximum(tf.round(tf.exp(log_side) * short), 3.0)
     side = tf.sort(side[:count], direction="DESCENDING")  # largest drawn first
     side_i = tf.cast(side, tf.int32)
-    y0 = tf.floor(_uniform(seeds[3], [count], 0.0, 1.0) * tf.cast(height - side_i + 1, tf.float32))
-    x0 = tf.floor(_uniform(seeds[4], [count], 0.0, 1.0) * tf.cast(width - side_i + 1, tf.float32))
+    y0 = tf.floor(
+        _uniform(seeds[3], [count], 0.0, 1.0) * tf.cast(height - side_i + 1, tf.float32)
+    )
+    x0 = tf.floor(
+        _uniform(seeds[4], [count], 0.0, 1.0) * tf.cast(width - side_i + 1, tf.float32)
+    )
     labels = tf.random.stateless_uniform(
         [count], seeds[5], 0, len(CLASS_NAMES), dtype=tf.int32
     )
@@ -103,7 +113,9 @@ def generate_example(
     offsets = tf.random.stateless_uniform(
         [count, 3], seeds[11], _MIN_COLOUR_OFFSET, _MAX_COLOUR_OFFSET, dtype=tf.int32
     )
-    colours = tf.cast(tf.math.floormod(tf.cast(mean, tf.int32) + offsets, 256), tf.float32)
+    colours = tf.cast(
+        tf.math.floormod(tf.cast(mean, tf.int32) + offsets, 256), tf.float32
+    )
 
     # Pixel-centre coordinates against each object: [K, H, W].
     yy = (tf.range(tf.cast(height, tf.float32)) + 0.5)[None, :, None]
@@ -145,11 +157,11 @@ def generate_example(
 def load(
     split: str = "train",
     *,
-    num_examples: Optional[int] = None,
-    image_size: Union[int, Sequence[int]] = (256, 320),
+    num_examples: int | None = None,
+    image_size: int | Sequence[int] = (256, 320),
     max_objects: int = 4,
     min_objects: int = 1,
-    object_size: Tuple[float, float] = (0.03, 0.8),
+    object_size: tuple[float, float] = (0.03, 0.8),
     seed: int = 0,
 ) -> tf.data.Dataset:
     """The generated shapes dataset.
@@ -173,27 +185,35 @@ def load(
         ValueError: for an unknown split or inconsistent sizes.
     """
     if split not in SPLITS:
-        raise ValueError(f"Unknown shapes split {split!r}; valid splits: {sorted(SPLITS)}")
-    size_range = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        raise ValueError(
+            f"Unknown shapes split {split!r}; valid splits: {sorted(SPLITS)}"
+        )
+    size_range = (
+        (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    )
     if len(size_range) != 2 or not 8 <= size_range[0] <= size_range[1]:
-        raise ValueError(f"image_size must be an int >= 8 or a (min, max) pair, got {image_size!r}")
+        raise ValueError(
+            f"image_size must be an int >= 8 or a (min, max) pair, got {image_size!r}"
+        )
     if not 1 <= min_objects <= max_objects:
         raise ValueError(
             f"need 1 <= min_objects <= max_objects, got {min_objects!r} and {max_objects!r}"
         )
     if not 0 < object_size[0] <= object_size[1] <= 1:
-        raise ValueError(f"object_size must satisfy 0 < min <= max <= 1, got {object_size!r}")
+        raise ValueError(
+            f"object_size must satisfy 0 < min <= max <= 1, got {object_size!r}"
+        )
     n = DEFAULT_NUM_EXAMPLES[split] if num_examples is None else int(num_examples)
     if n < 0:
         raise ValueError(f"num_examples must be >= 0, got {num_examples!r}")
-    options = dict(
-        seed=(int(seed), SPLITS[split]),
-        split_name=split,
-        size_range=size_range,
-        max_objects=int(max_objects),
-        min_objects=int(min_objects),
-        object_size=tuple(float(v) for v in object_size),
-    )
+    options = {
+        "seed": (int(seed), SPLITS[split]),
+        "split_name": split,
+        "size_range": size_range,
+        "max_objects": int(max_objects),
+        "min_objects": int(min_objects),
+        "object_size": tuple(float(v) for v in object_size),
+    }
     return tf.data.Dataset.range(n).map(
         lambda i: generate_example(i, **options),
         num_parallel_calls=tf.data.AUTOTUNE,

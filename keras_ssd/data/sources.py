@@ -16,7 +16,7 @@ Every source yields the example dict of DESIGN.md:
 """
 
 import os
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 
@@ -45,11 +45,11 @@ def _kind(source) -> str:
 
 def load(
     source,
-    split: Optional[str] = "train",
+    split: str | None = "train",
     *,
-    class_names: Optional[Sequence[str]] = None,
+    class_names: Sequence[str] | None = None,
     strict: bool = False,
-    image_dir: Optional[str] = None,
+    image_dir: str | None = None,
     **options,
 ) -> tf.data.Dataset:
     """Loads a detection dataset as a `tf.data.Dataset` of example dicts.
@@ -90,7 +90,9 @@ def load(
     """
     kind = _kind(source)
     if kind != "coco" and image_dir is not None:
-        raise ValueError(f"image_dir= is only used with a COCO json, not with {source!r}")
+        raise ValueError(
+            f"image_dir= is only used with a COCO json, not with {source!r}"
+        )
     if kind in ("shapes", "tfds") and class_names is not None:
         raise ValueError(f"class_names= cannot reorder the fixed classes of {source!r}")
     if kind == "shapes":
@@ -98,11 +100,19 @@ def load(
     if kind == "tfds":
         return tfds.load(source, split, strict=strict, **options)
     if kind == "coco":
-        return coco.load(os.fspath(source), image_dir, class_names=class_names, strict=strict, **options)
-    return voc.load(os.fspath(source), split, class_names=class_names, strict=strict, **options)
+        return coco.load(
+            os.fspath(source),
+            image_dir,
+            class_names=class_names,
+            strict=strict,
+            **options,
+        )
+    return voc.load(
+        os.fspath(source), split, class_names=class_names, strict=strict, **options
+    )
 
 
-def class_names(source, **options) -> List[str]:
+def class_names(source, **options) -> list[str]:
     """Class names of a source: label k of `load(source)` is `names[k]`.
 
     Args:

@@ -11,7 +11,6 @@ runs in the graph).
 """
 
 import warnings
-from typing import List, Optional
 
 import tensorflow as tf
 
@@ -26,29 +25,99 @@ TFDS_SOURCES = {
 
 # COCO 2014/2017 detection categories in increasing category-id order.
 COCO_CLASS_NAMES = [
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
-    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
-    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
-    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
-    "teddy bear", "hair drier", "toothbrush",
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "airplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic light",
+    "fire hydrant",
+    "stop sign",
+    "parking meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "backpack",
+    "umbrella",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports ball",
+    "kite",
+    "baseball bat",
+    "baseball glove",
+    "skateboard",
+    "surfboard",
+    "tennis racket",
+    "bottle",
+    "wine glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "couch",
+    "potted plant",
+    "bed",
+    "dining table",
+    "toilet",
+    "tv",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy bear",
+    "hair drier",
+    "toothbrush",
 ]
 
 # Allowed rounding slack outside [0, 1] before a box counts as outside.
 _EDGE_TOLERANCE = 1e-3
 
 
-def _builder(name: str, data_dir: Optional[str]):
+def _builder(name: str, data_dir: str | None):
     import tensorflow_datasets as tfds  # optional dependency, imported lazily
 
     return tfds.builder(TFDS_SOURCES[name], data_dir=data_dir)
 
 
-def class_names(name: str, data_dir: Optional[str] = None) -> List[str]:
+def class_names(name: str, data_dir: str | None = None) -> list[str]:
     """Class names of a TFDS source (label k is `names[k]`)."""
     names = list(_builder(name, data_dir).info.features["objects"]["label"].names)
     if name.startswith("coco/") and (not names or names[0] == "0"):
@@ -72,7 +141,9 @@ def _convert(example, *, is_coco: bool, strict: bool):
     labels = tf.cast(objects["label"], tf.int32)
     flag = objects["is_crowd"] if is_coco else objects["is_difficult"]
     # Real TFDS data has equal lengths; be defensive (mock data does not).
-    m = tf.reduce_min(tf.stack([tf.shape(boxes)[0], tf.shape(labels)[0], tf.shape(flag)[0]]))
+    m = tf.reduce_min(
+        tf.stack([tf.shape(boxes)[0], tf.shape(labels)[0], tf.shape(flag)[0]])
+    )
     boxes, labels, flag = boxes[:m], labels[:m], tf.cast(flag[:m], tf.bool)
     if is_coco:
         image_id = tf.strings.as_string(example["image/id"])
@@ -83,13 +154,20 @@ def _convert(example, *, is_coco: bool, strict: bool):
 
     ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=1)
     finite = tf.reduce_all(tf.math.is_finite(boxes), axis=1)
-    inside = tf.reduce_all((boxes >= -_EDGE_TOLERANCE) & (boxes <= 1 + _EDGE_TOLERANCE), axis=1)
+    inside = tf.reduce_all(
+        (boxes >= -_EDGE_TOLERANCE) & (boxes <= 1 + _EDGE_TOLERANCE), axis=1
+    )
     keep = finite & inside & (ymax > ymin) & (xmax > xmin)
     dropped = tf.reduce_sum(tf.cast(~keep, tf.int32))
     if strict:
         check = tf.debugging.Assert(
             tf.equal(dropped, 0),
-            ["non-finite, empty or out-of-image box(es) in", filename, "count:", dropped],
+            [
+                "non-finite, empty or out-of-image box(es) in",
+                filename,
+                "count:",
+                dropped,
+            ],
         )
         with tf.control_dependencies([check]):
             dropped = tf.identity(dropped)
@@ -120,7 +198,7 @@ def load(
     split: str = "train",
     *,
     strict: bool = False,
-    data_dir: Optional[str] = None,
+    data_dir: str | None = None,
     download: bool = True,
     shuffle_files: bool = False,
 ) -> tf.data.Dataset:
@@ -143,7 +221,10 @@ def load(
     import tensorflow_datasets as tfds
 
     ds = tfds.load(
-        TFDS_SOURCES[name], split=split, data_dir=data_dir, download=download,
+        TFDS_SOURCES[name],
+        split=split,
+        data_dir=data_dir,
+        download=download,
         shuffle_files=shuffle_files,
     )
     is_coco = name.startswith("coco/")

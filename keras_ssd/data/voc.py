@@ -18,7 +18,7 @@ import functools
 import math
 import os
 import xml.etree.ElementTree as ET
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -39,7 +39,7 @@ def is_voc_dir(path: str) -> bool:
 
 
 @functools.lru_cache(maxsize=8)
-def _parse_all(root: str, _mtime: float) -> Dict[str, object]:
+def _parse_all(root: str, _mtime: float) -> dict[str, object]:
     """Parses every XML under Annotations/ once: {id: dict or error string}."""
     parsed = {}
     ann_dir = os.path.join(root, "Annotations")
@@ -66,7 +66,10 @@ def _parse_xml(path: str):
     declared = None
     if size is not None:
         try:
-            declared = (int(float(_text(size, "height"))), int(float(_text(size, "width"))))
+            declared = (
+                int(float(_text(size, "height"))),
+                int(float(_text(size, "width"))),
+            )
         except (TypeError, ValueError):
             declared = None
     objects = []
@@ -90,7 +93,7 @@ def _annotations(root: str):
     return _parse_all(os.path.abspath(root), os.path.getmtime(ann_dir))
 
 
-def class_names(root: str) -> List[str]:
+def class_names(root: str) -> list[str]:
     """Sorted object names found in all of `root/Annotations/*.xml`.
 
     All XML files are read, not one split, so the label order is the same for
@@ -106,7 +109,7 @@ def class_names(root: str) -> List[str]:
 _found_class_names = class_names  # `load` has a parameter of the same name
 
 
-def split_ids(root: str, split: Optional[str]) -> List[str]:
+def split_ids(root: str, split: str | None) -> list[str]:
     """Image ids of `split` (ImageSets/Main/<split>.txt), or all XMLs if None."""
     if split is None:
         return list(_annotations(root))
@@ -114,7 +117,9 @@ def split_ids(root: str, split: Optional[str]) -> List[str]:
     path = os.path.join(main, f"{split}.txt")
     if not os.path.isfile(path):
         available = sorted(
-            n[:-4] for n in (os.listdir(main) if os.path.isdir(main) else []) if "_" not in n
+            n[:-4]
+            for n in (os.listdir(main) if os.path.isdir(main) else [])
+            if "_" not in n
         )
         raise ValueError(
             f"VOC split file {path} not found; available splits: {available} "
@@ -124,7 +129,7 @@ def split_ids(root: str, split: Optional[str]) -> List[str]:
         return [line.split()[0] for line in f if line.strip()]
 
 
-def _find_image(root: str, image_id: str, filename: Optional[str]) -> Optional[str]:
+def _find_image(root: str, image_id: str, filename: str | None) -> str | None:
     img_dir = os.path.join(root, "JPEGImages")
     if filename:
         candidate = os.path.join(img_dir, filename)
@@ -139,7 +144,7 @@ def _find_image(root: str, image_id: str, filename: Optional[str]) -> Optional[s
 
 def check_box(
     ymin: float, xmin: float, ymax: float, xmax: float, height: int, width: int
-) -> "tuple[Optional[np.ndarray], Optional[str], bool]":
+) -> "tuple[np.ndarray | None, str | None, bool]":
     """Checks a box in continuous pixel coordinates `[ymin, xmin, ymax, xmax]`.
 
     Returns:
@@ -149,9 +154,17 @@ def check_box(
     """
     values = (ymin, xmin, ymax, xmax)
     if not all(math.isfinite(v) for v in values):
-        return None, f"non-finite coordinate in box (ymin, xmin, ymax, xmax)={values}", False
+        return (
+            None,
+            f"non-finite coordinate in box (ymin, xmin, ymax, xmax)={values}",
+            False,
+        )
     if ymin >= ymax or xmin >= xmax:
-        return None, f"empty box: need min < max, got (ymin, xmin, ymax, xmax)={values}", False
+        return (
+            None,
+            f"empty box: need min < max, got (ymin, xmin, ymax, xmax)={values}",
+            False,
+        )
     tol = _EDGE_TOLERANCE_PX
     if ymin < -tol or xmin < -tol or ymax > height + tol or xmax > width + tol:
         return (
@@ -161,22 +174,30 @@ def check_box(
         )
     clipped = ymin < 0 or xmin < 0 or ymax > height or xmax > width
     box = np.array(
-        [max(ymin, 0) / height, max(xmin, 0) / width, min(ymax, height) / height,
-         min(xmax, width) / width],
+        [
+            max(ymin, 0) / height,
+            max(xmin, 0) / width,
+            min(ymax, height) / height,
+            min(xmax, width) / width,
+        ],
         np.float32,
     )
     if box[0] >= box[2] or box[1] >= box[3]:
-        return None, f"box (ymin, xmin, ymax, xmax)={values} px has no area inside the image", False
+        return (
+            None,
+            f"box (ymin, xmin, ymax, xmax)={values} px has no area inside the image",
+            False,
+        )
     return box, None, clipped
 
 
 def read_records(
     root: str,
-    split: Optional[str],
+    split: str | None,
     names: Sequence[str],
     report: SkipReport,
     check_images: bool = True,
-) -> List[Record]:
+) -> list[Record]:
     """Parses and checks the examples of one split of a VOC directory.
 
     Args:
@@ -198,7 +219,9 @@ def read_records(
         xml_path = os.path.join(root, "Annotations", image_id + ".xml")
         parsed = annotations.get(image_id)
         if parsed is None:
-            report.skip_example(xml_path, "annotation file listed in the split is missing")
+            report.skip_example(
+                xml_path, "annotation file listed in the split is missing"
+            )
             continue
         if isinstance(parsed, str):
             report.skip_example(xml_path, parsed)
@@ -207,7 +230,8 @@ def read_records(
         if image_path is None:
             wanted = parsed["filename"] or image_id + ".jpg"
             report.skip_example(
-                os.path.join(root, "JPEGImages", wanted), f"image file not found (for {xml_path})"
+                os.path.join(root, "JPEGImages", wanted),
+                f"image file not found (for {xml_path})",
             )
             continue
         if check_images:
@@ -231,10 +255,14 @@ def read_records(
         boxes, labels, difficult = [], [], []
         for name, (ymin, xmin, ymax, xmax), diff in parsed["objects"]:
             if name not in index:
-                report.skip_box(xml_path, f"unknown class name {name!r} (known: {list(names)})")
+                report.skip_box(
+                    xml_path, f"unknown class name {name!r} (known: {list(names)})"
+                )
                 continue
             # 1-based inclusive pixel indices -> continuous coordinates.
-            box, reason, clipped = check_box(ymin - 1, xmin - 1, ymax, xmax, height, width)
+            box, reason, clipped = check_box(
+                ymin - 1, xmin - 1, ymax, xmax, height, width
+            )
             if box is None:
                 report.skip_box(xml_path, reason)
                 continue
@@ -244,7 +272,9 @@ def read_records(
             labels.append(index[name])
             difficult.append(diff)
         if parsed["objects"] and not boxes:
-            report.skip_example(xml_path, "every object was invalid (image would be unlabelled)")
+            report.skip_example(
+                xml_path, "every object was invalid (image would be unlabelled)"
+            )
             continue
         records.append(
             Record(
@@ -260,9 +290,9 @@ def read_records(
 
 def load(
     root: str,
-    split: Optional[str] = "train",
+    split: str | None = "train",
     *,
-    class_names: Optional[Sequence[str]] = None,
+    class_names: Sequence[str] | None = None,
     strict: bool = False,
     check_images: bool = True,
 ) -> tf.data.Dataset:
@@ -285,4 +315,6 @@ def load(
     report = SkipReport(source=f"VOC directory {root}", strict=strict)
     records = read_records(root, split, names, report, check_images=check_images)
     report.summarize(len(records))
-    return records_to_dataset(records, with_crowd=False, ignore_decode_errors=not strict)
+    return records_to_dataset(
+        records, with_crowd=False, ignore_decode_errors=not strict
+    )

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_ssd.data.augment import MEAN_RGB, AugmentOptions, augment_example, sample_crop
+from keras_ssd.data.augment import (
+    MEAN_RGB,
+    AugmentOptions,
+    augment_example,
+    sample_crop,
+)
 
 S = 128
 # A white rectangle (rows 30..69, cols 40..99 inclusive) on black, 120 x 160.
@@ -27,7 +32,9 @@ def _rect_example():
 
 def _run_many(example, n, options, size=S):
     ds = tf.data.Dataset.range(n).map(
-        lambda i: augment_example(example, size, tf.stack([i, tf.constant(3, tf.int64)]), options),
+        lambda i: augment_example(
+            example, size, tf.stack([i, tf.constant(3, tf.int64)]), options
+        ),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     return list(ds.as_numpy_iterator())
@@ -51,7 +58,9 @@ def test_600_random_augmentations_keep_boxes_on_the_rectangle():
         assert box[2] > box[0] and box[3] > box[1], box
         assert out["difficult"].tolist() == [True]
         rows, cols = np.nonzero(white)
-        visible = np.array([rows.min(), cols.min(), rows.max() + 1, cols.max() + 1], np.float32)
+        visible = np.array(
+            [rows.min(), cols.min(), rows.max() + 1, cols.max() + 1], np.float32
+        )
         np.testing.assert_allclose(box * S, visible, atol=2.0, err_msg=str(box * S))
         zoomed_in += (box[2] - box[0]) * (box[3] - box[1]) > 0.125 * 1.2
     # A crop must contain the single object's centre, so the box always survives.
@@ -66,25 +75,37 @@ def test_all_steps_off_is_exactly_tf_image_resize():
     for h, w in [(120, 160), (37, 23), (400, 300)]:
         ex["image"] = tf.constant(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
         out = augment_example(ex, S, tf.constant([1, 2]), AugmentOptions.none())
-        want = tf.image.resize(tf.cast(ex["image"], tf.float32), [S, S], method="bilinear")
+        want = tf.image.resize(
+            tf.cast(ex["image"], tf.float32), [S, S], method="bilinear"
+        )
         np.testing.assert_allclose(out["image"].numpy(), want.numpy(), atol=1e-3)
         np.testing.assert_array_equal(out["boxes"].numpy(), ex["boxes"].numpy())
 
 
 def test_flip_mirrors_image_and_boxes():
     ex = _rect_example()
-    ex["image"] = tf.constant(np.random.default_rng(1).integers(0, 256, (H, W, 3), dtype=np.uint8))
+    ex["image"] = tf.constant(
+        np.random.default_rng(1).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    )
     plain = augment_example(ex, S, tf.constant([0, 0]), AugmentOptions.none())
     flips = 0
     for i in range(8):
-        out = augment_example(ex, S, tf.constant([i, 9]), AugmentOptions(
-            photometric=False, expand=False, crop=False, flip=True))
+        out = augment_example(
+            ex,
+            S,
+            tf.constant([i, 9]),
+            AugmentOptions(photometric=False, expand=False, crop=False, flip=True),
+        )
         if np.array_equal(out["image"].numpy(), plain["image"].numpy()):
             continue
         flips += 1
-        np.testing.assert_allclose(out["image"].numpy(), plain["image"].numpy()[:, ::-1], atol=1e-4)
+        np.testing.assert_allclose(
+            out["image"].numpy(), plain["image"].numpy()[:, ::-1], atol=1e-4
+        )
         y0, x0, y1, x1 = plain["boxes"].numpy()[0]
-        np.testing.assert_allclose(out["boxes"].numpy()[0], [y0, 1 - x1, y1, 1 - x0], atol=1e-6)
+        np.testing.assert_allclose(
+            out["boxes"].numpy()[0], [y0, 1 - x1, y1, 1 - x0], atol=1e-6
+        )
     assert 0 < flips < 8
 
 
@@ -92,7 +113,9 @@ def test_photometric_changes_colours_only():
     ex = _rect_example()
     options = AugmentOptions(expand=False, crop=False, flip=False)
     outs = _run_many(ex, 40, options)
-    plain = augment_example(ex, S, tf.constant([0, 0]), AugmentOptions.none())["image"].numpy()
+    plain = augment_example(ex, S, tf.constant([0, 0]), AugmentOptions.none())[
+        "image"
+    ].numpy()
     changed = 0
     for out in outs:
         np.testing.assert_array_equal(out["boxes"], ex["boxes"].numpy())
@@ -107,7 +130,10 @@ def test_same_seed_same_result_other_seed_other_result():
     b = augment_example(ex, S, tf.constant([5, 6]))
     np.testing.assert_array_equal(a["image"].numpy(), b["image"].numpy())
     np.testing.assert_array_equal(a["boxes"].numpy(), b["boxes"].numpy())
-    others = [augment_example(ex, S, tf.constant([5, k]))["image"].numpy() for k in range(7, 12)]
+    others = [
+        augment_example(ex, S, tf.constant([5, k]))["image"].numpy()
+        for k in range(7, 12)
+    ]
     assert not all(np.array_equal(a["image"].numpy(), o) for o in others)
 
 
@@ -126,7 +152,11 @@ def test_expand_always_shrinks_the_object_and_fills_with_the_mean():
 
 def test_image_without_objects_augments_fine():
     ex = _rect_example()
-    ex.update(boxes=tf.zeros([0, 4]), labels=tf.zeros([0], tf.int32), difficult=tf.zeros([0], tf.bool))
+    ex.update(
+        boxes=tf.zeros([0, 4]),
+        labels=tf.zeros([0], tf.int32),
+        difficult=tf.zeros([0], tf.bool),
+    )
     for out in _run_many(ex, 50, AugmentOptions()):
         assert out["boxes"].shape == (0, 4) and out["image"].shape == (S, S, 3)
         assert np.isfinite(out["image"]).all()
@@ -138,7 +168,9 @@ def test_crop_sampler_meets_the_min_iou(threshold):
     options = AugmentOptions(min_ious=(threshold,))
     crops = 0
     for i in range(100):
-        window = sample_crop(boxes, tf.constant(1.0), tf.constant([i, 1]), options).numpy()
+        window = sample_crop(
+            boxes, tf.constant(1.0), tf.constant([i, 1]), options
+        ).numpy()
         if np.allclose(window, [0, 0, 1, 1]):
             continue
         crops += 1
@@ -160,8 +192,12 @@ def test_crop_sampler_meets_the_min_iou(threshold):
 def test_saturation_shortcut_equals_tf_image_adjust_saturation():
     from keras_ssd.data.augment import _scale_saturation
 
-    x = tf.constant(np.random.default_rng(0).uniform(0, 255, (40, 40, 3)).astype("float32"))
+    x = tf.constant(
+        np.random.default_rng(0).uniform(0, 255, (40, 40, 3)).astype("float32")
+    )
     x = tf.concat([x, tf.fill([1, 40, 3], 77.0)], 0)  # grey pixels too
     for f in (0.5, 0.9, 1.0, 1.5, 4.0):
         want = tf.image.adjust_saturation(x / 255.0, f) * 255.0
-        np.testing.assert_allclose(_scale_saturation(x, tf.constant(f)).numpy(), want.numpy(), atol=1e-2)
+        np.testing.assert_allclose(
+            _scale_saturation(x, tf.constant(f)).numpy(), want.numpy(), atol=1e-2
+        )

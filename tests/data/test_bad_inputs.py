@@ -43,7 +43,11 @@ def _write_case(root, case, files, tmp_path):
         bad = xml
         broken = {
             "box_outside": ("dog", (3, 3, 40, 10), False),
-            "xmin_ge_xmax": ("dog", (12, 3, 9, 10), False),  # VOC xmin == xmax is 1 px wide
+            "xmin_ge_xmax": (
+                "dog",
+                (12, 3, 9, 10),
+                False,
+            ),  # VOC xmin == xmax is 1 px wide
             "nan_coordinate": ("dog", ("nan", 3, 12, 10), False),
             "unknown_class": ("unicorn", (3, 3, 12, 10), False),
         }
@@ -95,11 +99,15 @@ def test_default_mode_skips_each_bad_input_with_one_warning(bad_dir, as_list):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ds = data.load(root, None, class_names=NAMES)
-    messages = [str(w.message) for w in caught if issubclass(w.category, data.BadInputWarning)]
+    messages = [
+        str(w.message) for w in caught if issubclass(w.category, data.BadInputWarning)
+    ]
     for case, reason in {**SKIPPED_EXAMPLES, **SKIPPED_BOXES}.items():
         hits = [m for m in messages if named[case] in m and reason in m]
         assert len(hits) == 1, (case, messages)
-    assert messages[-1].endswith("skipped 3 example(s) and 4 box(es); kept 9 example(s)")
+    assert messages[-1].endswith(
+        "skipped 3 example(s) and 4 box(es); kept 9 example(s)"
+    )
     assert len(messages) == 3 + 4 + 1
 
     got = {ex["image_id"].decode(): ex for ex in as_list(ds)}
@@ -108,7 +116,9 @@ def test_default_mode_skips_each_bad_input_with_one_warning(bad_dir, as_list):
     )
     assert got["no_objects"]["boxes"].shape == (0, 4)  # valid: all background
     for case in SKIPPED_BOXES:  # the good box of each survives, the bad one is gone
-        np.testing.assert_allclose(got[case]["boxes"] * [20, 24, 20, 24], [[2, 2, 10, 12]], atol=1e-4)
+        np.testing.assert_allclose(
+            got[case]["boxes"] * [20, 24, 20, 24], [[2, 2, 10, 12]], atol=1e-4
+        )
         assert got[case]["labels"].tolist() == [0]
     for ex in got.values():
         assert ex["image"].shape == (20, 24, 3) and ex["image"].dtype == np.uint8
@@ -167,7 +177,9 @@ def bad_coco(tmp_path, files):
         {"id": i, "image_id": img, "category_id": 1, "bbox": bbox, "iscrowd": 0}
         for i, (img, bbox) in enumerate(anns)
     ]
-    annotations.append({"id": 99, "image_id": 3, "category_id": 5, "bbox": [1, 1, 2, 2]})
+    annotations.append(
+        {"id": 99, "image_id": 3, "category_id": 5, "bbox": [1, 1, 2, 2]}
+    )
     coco = {
         "categories": [{"id": 1, "name": "thing"}],
         "images": [
@@ -199,10 +211,14 @@ def test_coco_default_mode_skips_and_counts(bad_coco, as_list):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ds = data.load(path, image_dir=img_dir)
-    messages = [str(w.message) for w in caught if issubclass(w.category, data.BadInputWarning)]
+    messages = [
+        str(w.message) for w in caught if issubclass(w.category, data.BadInputWarning)
+    ]
     for problem in COCO_PROBLEMS:
         assert sum(problem in m for m in messages) == 1, (problem, messages)
-    assert messages[-1].endswith("skipped 2 example(s) and 4 box(es); kept 3 example(s)")
+    assert messages[-1].endswith(
+        "skipped 2 example(s) and 4 box(es); kept 3 example(s)"
+    )
     got = as_list(ds)
     assert [ex["image_id"] for ex in got] == [b"1", b"2", b"3"]
     assert [len(ex["labels"]) for ex in got] == [1, 1, 1]
@@ -217,8 +233,12 @@ def test_coco_strict_mode_raises_naming_the_file(bad_coco, problem, tmp_path, fi
         coco = json.load(f)
     # Keep only the image the problem concerns (and image 1, which is good).
     wanted = {
-        "lies outside": 2, "width and height": 2, "non-finite": 2, "unknown category": 3,
-        "gone.jpg": 4, "text.jpg": 5,
+        "lies outside": 2,
+        "width and height": 2,
+        "non-finite": 2,
+        "unknown category": 3,
+        "gone.jpg": 4,
+        "text.jpg": 5,
     }
     image_id = next(v for k, v in wanted.items() if k in problem)
     coco["images"] = [im for im in coco["images"] if im["id"] in (1, image_id)]

@@ -20,7 +20,9 @@ def test_class_names():
 def test_structure_and_ranges():
     for ex in _load(n=30):
         h, w, c = ex["image"].shape
-        assert 48 <= h <= 80 and 48 <= w <= 80 and c == 3 and ex["image"].dtype == np.uint8
+        assert (
+            48 <= h <= 80 and 48 <= w <= 80 and c == 3 and ex["image"].dtype == np.uint8
+        )
         m = len(ex["labels"])
         assert 1 <= m <= 4
         assert ex["boxes"].shape == (m, 4) and ex["boxes"].dtype == np.float32
@@ -36,15 +38,25 @@ def test_top_object_box_is_exact_to_the_pixel():
     for ex in _load(n=40):
         h, w = ex["image"].shape[:2]
         r0, c0, r1, c1 = np.round(ex["boxes"][-1] * [h, w, h, w]).astype(int)
-        np.testing.assert_allclose(ex["boxes"][-1] * [h, w, h, w], [r0, c0, r1, c1], atol=1e-3)
+        np.testing.assert_allclose(
+            ex["boxes"][-1] * [h, w, h, w], [r0, c0, r1, c1], atol=1e-3
+        )
         colour = ex["image"][(r0 + r1) // 2, (c0 + c1) // 2]
         mask = np.all(ex["image"] == colour, axis=-1)
         # Look in the box plus a 2 px margin: the shape must touch all 4 sides.
         sub = mask[max(r0 - 2, 0) : r1 + 2, max(c0 - 2, 0) : c1 + 2]
         rows, cols = np.nonzero(sub)
         oy, ox = max(r0 - 2, 0), max(c0 - 2, 0)
-        assert [rows.min() + oy, cols.min() + ox, rows.max() + oy + 1, cols.max() + ox + 1] == [
-            r0, c0, r1, c1,
+        assert [
+            rows.min() + oy,
+            cols.min() + ox,
+            rows.max() + oy + 1,
+            cols.max() + ox + 1,
+        ] == [
+            r0,
+            c0,
+            r1,
+            c1,
         ], ex["image_id"]
         checked += 1
     assert checked == 40
@@ -75,7 +87,10 @@ def test_object_sizes_span_3_to_80_percent_of_the_side():
 
 
 def test_default_image_size_varies_between_256_and_320():
-    sizes = {ex["image"].shape[:2] for ex in data.load("shapes", num_examples=6).as_numpy_iterator()}
+    sizes = {
+        ex["image"].shape[:2]
+        for ex in data.load("shapes", num_examples=6).as_numpy_iterator()
+    }
     assert len(sizes) > 1
     assert all(256 <= s <= 320 for hw in sizes for s in hw)
 
@@ -93,7 +108,9 @@ def test_same_seed_same_data_and_other_seed_other_data():
 
 
 def test_splits_do_not_overlap():
-    digests = {s: set(_digests(_load(s, n=30))) for s in ("train", "validation", "test")}
+    digests = {
+        s: set(_digests(_load(s, n=30))) for s in ("train", "validation", "test")
+    }
     assert all(len(d) == 30 for d in digests.values())
     assert not digests["train"] & digests["validation"]
     assert not digests["train"] & digests["test"]

@@ -6,11 +6,13 @@ import tensorflow as tf
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
-from keras_ssd import data  # noqa: E402
+from keras_ssd import data
 
 
 def _mock():
-    return tfds.testing.mock_data(num_examples=3, policy=tfds.testing.MockPolicy.USE_CODE)
+    return tfds.testing.mock_data(
+        num_examples=3, policy=tfds.testing.MockPolicy.USE_CODE
+    )
 
 
 def _expected(raw, flag_key):
@@ -39,7 +41,9 @@ def test_voc_tfds_matches_the_raw_features(name):
         boxes, labels, difficult = _expected(r, "is_difficult")
         np.testing.assert_array_equal(g["image"], r["image"])
         h, w = r["image"].shape[:2]
-        np.testing.assert_allclose(g["boxes"] * [h, w, h, w], boxes * [h, w, h, w], atol=1e-4)
+        np.testing.assert_allclose(
+            g["boxes"] * [h, w, h, w], boxes * [h, w, h, w], atol=1e-4
+        )
         assert g["labels"].dtype == np.int32 and g["labels"].tolist() == labels.tolist()
         assert g["difficult"].tolist() == difficult.tolist()
         assert g["image_id"] == r["image/filename"].rsplit(b".", 1)[0]
