@@ -89,8 +89,12 @@ def _parse_xml(path: str):
 
 
 def _annotations(root: str):
+    """Parsed annotations, re-read when any XML is added, removed or edited."""
     ann_dir = os.path.join(root, "Annotations")
-    return _parse_all(os.path.abspath(root), os.path.getmtime(ann_dir))
+    with os.scandir(ann_dir) as entries:
+        stamps = [e.stat().st_mtime_ns for e in entries if e.name.endswith(".xml")]
+    signature = (len(stamps), max(stamps, default=0), os.stat(ann_dir).st_mtime_ns)
+    return _parse_all(os.path.abspath(root), signature)
 
 
 def class_names(root: str) -> list[str]:

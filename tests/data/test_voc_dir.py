@@ -1,5 +1,7 @@
 """VOC-layout directories: boxes to the pixel against the XML the test writes."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -109,3 +111,12 @@ def test_unknown_source_is_a_clear_error(tmp_path):
         data.load(str(tmp_path))
     with pytest.raises(ValueError, match="Unknown data source 'voc/2099'"):
         data.load("voc/2099")
+
+
+def test_edited_annotation_is_read_again(voc_dir, files, as_list):
+    assert as_list(data.load(voc_dir, "val"))[0]["labels"].tolist() == [1]
+    files.write_voc_xml(
+        voc_dir, "000003", "000003.jpg", (32, 48), [("dog", (17, 9, 32, 16), False)]
+    )
+    os.utime(f"{voc_dir}/Annotations/000003.xml", ns=(2**61, 2**61))  # a later mtime
+    assert as_list(data.load(voc_dir, "val"))[0]["labels"].tolist() == [2]
