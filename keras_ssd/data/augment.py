@@ -362,6 +362,16 @@ def augment_example(
     return example
 
 
+def drop_small_boxes(example: dict, image_size: int, min_size: float = 1.0) -> dict:
+    """Drops objects whose box is under `min_size` pixels high or wide (or
+    non-finite) at an output side of `image_size`; boxes are normalised
+    `[ymin, xmin, ymax, xmax]`. Keeps the encoder's log-size targets small."""
+    boxes = tf.reshape(tf.cast(example["boxes"], tf.float32), [-1, 4])
+    side = min_size / image_size
+    keep = (boxes[:, 2] - boxes[:, 0] >= side) & (boxes[:, 3] - boxes[:, 1] >= side)
+    return filter_objects(example, keep)
+
+
 def resize(example: dict, image_size: int) -> dict:
     """Resizes the image to `[S, S, 3]` float32 (bilinear, half-pixel
     centres); normalised boxes are unchanged."""

@@ -14,6 +14,7 @@ import tensorflow as tf
 from keras_ssd.data.augment import (
     AugmentOptions,
     augment_example,
+    drop_small_boxes,
     filter_objects,
     resize,
 )
@@ -112,7 +113,7 @@ def train_pipeline(
             keep &= ~example["is_crowd"]
         example = filter_objects(dict(example), keep)
         if options is None:
-            example = resize(example, size)
+            example = drop_small_boxes(resize(example, size), size)
         else:
             example = augment_example(example, size, pair, options)
         image = tf.ensure_shape(example["image"], [size, size, 3])

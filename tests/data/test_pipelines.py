@@ -122,3 +122,29 @@ def test_pipeline_feeds_model_fit_for_ssd_tiny_on_shapes(tiny_cfg):
     history = model.fit(train, epochs=2, verbose=0)
     losses = history.history["loss"]
     assert len(losses) == 2 and all(np.isfinite(losses)) and losses[0] > 0
+
+
+def test_y_true_stays_finite_for_tiny_degenerate_and_nan_boxes(tiny_cfg):
+    ex = {
+        "image": tf.fill([50, 70, 3], tf.constant(90, tf.uint8)),
+        "boxes": tf.constant(
+            [
+                [0.2, 0.2, 0.2001, 0.9],  # far below one output pixel high
+                [0.5, 0.5, 0.5, 0.5],  # no area
+                [np.nan, 0.1, 0.5, 0.5],
+                [0.3, 0.3, 0.8, 0.7],  # the one real object
+            ]
+        ),
+        "labels": tf.constant([0, 1, 2, 1], tf.int32),
+    }
+    source = tf.data.Dataset.from_tensors(ex).repeat(40)
+    for augment in (True, False):
+        ds = data.train_pipeline(
+            source, tiny_cfg, batch_size=8, augment=augment, seed=1
+        )
+        for _, y_true in ds.as_numpy_iterator():
+            assert np.isfinite(y_true).all()
+            assert set(np.unique(y_true[..., 4])) <= {
+                0,
+                2,
+            }  # only the real object (class 1)
