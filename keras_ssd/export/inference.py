@@ -1,0 +1,103 @@
+"""`load_detector`: one callable for a `.keras` file, an exported SavedModel or a `.tflite` file.
+
+Every detector returned here takes uint8 `[B, H, W, 3]` RGB images of any size
+(resized inside, as the exported SavedModel does) and returns numpy arrays:
+`detection_boxes` float32 `[B, K, 4]` normalised `[ymin, xmin, ymax, xmax]`,
+`detection_scores` float32 `[B, K]`, `detection_classes` int32 `[B, K]`
+(0-based), `num_detections` int32 `[B]`. `class_names` holds the names
+stored with the model (None if there are none).
+"""
+
+import os
+
+import numpy as np
+
+from keras_ssd.export import labels, versioning
+from keras_ssd.export.tflite_detector import TFLiteDetector, check_images
+
+
+class KerasDetector:
+    """A `.keras` SSD model wrapped by `keras_ssd.build_detector`.
+
+    Args:
+        path: a `.keras` file saved from an `SSD` model.
+        **postprocess: `build_detector` overrides.
+    """
+
+    def __init__(self, path, **postprocess):
+        import keras
+
+        from keras_ssd.detector import build_detector
+
+        model = keras.saving.load_model(path, compile=False)
+        self.detector = build_detector(model, **postprocess)
+        self.image_size = model.ssd_config.image_size
+        self.class_names = labels.model_class_names(model)
+
+    def __call__(self, images):
+        from keras_ssd.export.images import resize_images
+
+        images = resize_images(check_images(images), self.image_size)
+        return {k: np.asarray(v) for k, v in self.detector(images, training=False).items()}
+
+
+class SavedModelDetector:
+    """The `serving_default` signature of a SavedModel from `export_saved_model`.
+
+    Args:
+        path: a version directory (`<base>/<name>/<version>`) or the model
+            directory `<base>/<name>`, whose highest version is loaded.
+    """
+
+    def __init__(self, path):
+        import tensorflow as tf
+
+        versions = versioning.existing_versions(path)
+        if not os.path.exists(os.path.join(path, "saved_model.pb")) and versions:
+            path = os.path.join(path, str(versions[-1]))
+        self.path = path
+        self.model = tf.saved_model.load(path)
+        self.signature = self.model.signatures["serving_default"]
+        self.class_names = labels.read_labels(os.path.join(path, labels.SAVED_MODEL_LABELS))
+
+    def __call__(self, images):
+        outputs = self.signature(images=check_images(images))
+        return {k: v.numpy() for k, v in outputs.items()}
+
+
+def load_detector(path, **postprocess):
+    """Loads a detector from a `.keras`, `.tflite` or SavedModel path.
+
+    Args:
+        path: a `.keras` file, a `.tflite` file, or a SavedModel directory
+            (a version directory or the `<base>/<name>` directory above it).
+        **postprocess: `build_detector` overrides, for `.keras` files only
+            (exported models keep the settings they were exported with).
+
+    Returns:
+        `KerasDetector`, `TFLiteDetector` or `SavedModelDetector`.
+
+    Raises:
+        ValueError: a path of none of these kinds, or overrides for an exported model.
+        FileNotFoundError: the path does not exist.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No model at {path!r}")
+    if postprocess and not path.endswith(".keras"):
+        raise ValueError(
+            f"post-processing overrides {sorted(postprocess)} apply to .keras models only; "
+            f"{path!r} keeps the settings it was exported with"
+        )
+    if path.endswith(".keras"):
+        return KerasDetector(path, **postprocess)
+    if path.endswith(".tflite"):
+        return TFLiteDetector(path)
+    if os.path.isdir(path) and (
+        os.path.exists(os.path.join(path, "saved_model.pb")) or versioning.existing_versions(path)
+    ):
+        return SavedModelDetector(path)
+    raise ValueError(
+        f"{path!r} is not a .keras file, a .tflite file or a SavedModel directory "
+        "(a folder with saved_model.pb, or one with numbered version folders)"
+    )

@@ -1,0 +1,201 @@
+"""TFLite export: float32, dynamic-range, float16 and full-integer int8 `.tflite` files.
+
+The `.tflite` graph takes uint8 `[1, S, S, 3]` RGB (0..255, already resized to
+the network input, as a camera frame is after scaling) and ends in the
+`TFLite_Detection_PostProcess` op (see `tflite_postprocess.py` for why), with
+the standard four float32 outputs, named in its `serving_default` signature:
+`detection_boxes` `[1, K, 4]` normalised `[ymin, xmin, ymax, xmax]` clipped to
+[0, 1], `detection_classes` `[1, K]` (0-based object class), `detection_scores`
+`[1, K]`, `num_detections` `[1]`. uint8 input suits every variant: int8 models
+need no input quantisation step and float models no normalisation metadata.
+
+Quantisation (`quantize=`):
+
+* `"none"`: float32 weights and activations.
+* `"dynamic"`: int8 weights, float activations (about 4x smaller).
+* `"float16"`: float16 weights (about 2x smaller; GPU delegates run it in fp16).
+* `"int8"`: int8 weights and activations, calibrated on representative images
+  from the training data (`calibration_images`); post-processing stays float.
+
+Conversion goes Keras -> SavedModel (Keras' `ExportArchive`, which freezes the
+variables) -> `tf.lite.TFLiteConverter.from_saved_model`, with builtin ops and
+the one custom op only (no Flex/TF Select ops).
+"""
+
+import os
+import sys
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_ssd.detector import build_detector
+from keras_ssd.export import labels
+from keras_ssd.export.images import resize_images
+from keras_ssd.export.tflite_postprocess import detection_postprocess
+
+QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
+# The TF Object Detection API's output order, which readers that go by position use.
+OUTPUT_ORDER = ("detection_boxes", "detection_classes", "detection_scores", "num_detections")
+
+
+def calibration_images(dataset, image_size, num_images=100):
+    """Representative images for int8 calibration, from a detection dataset.
+
+    Args:
+        dataset: a `tf.data.Dataset` of example dicts (`keras_ssd.data.load`)
+            with `"image"` uint8 `[H, W, 3]`; use training data.
+        image_size: side S of the network input.
+        num_images: images to take.
+
+    Returns:
+        uint8 numpy `[num_images, S, S, 3]`, resized as the exported models
+        resize (bilinear), rounded.
+
+    Raises:
+        ValueError: the dataset has fewer than one image.
+    """
+    images = []
+    for example in dataset.take(num_images):
+        resized = resize_images(example["image"][None], image_size)[0]
+        images.append(np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8))
+    if not images:
+        raise ValueError("calibration dataset yielded no images")
+    return np.stack(images)
+
+
+def _tflite_graph(model, decoder, size):
+    """The function the converter sees: uint8 image -> the op's four outputs."""
+
+    def serve(images):
+        y_pred = model(tf.cast(images, tf.float32), training=False)
+        scores = tf.nn.softmax(y_pred[..., 4:], axis=-1)
+        boxes, classes, scores, count = detection_postprocess(y_pred[..., :4], scores, decoder)
+        return {
+            "detection_boxes": tf.clip_by_value(boxes, 0.0, 1.0),
+            "detection_classes": classes,
+            "detection_scores": scores,
+            "num_detections": count,
+        }
+
+    return serve, [tf.TensorSpec([1, size, size, 3], tf.uint8, name="images")]
+
+
+def _representative(images, verbose):
+    def generate():
+        for i, image in enumerate(images, start=1):
+            if verbose and (i % 10 == 0 or i == len(images)):
+                print(f"int8 calibration: {i}/{len(images)} images", file=sys.stderr, flush=True)
+            yield [image[None]]
+
+    return generate
+
+
+def convert_to_tflite(model, *, quantize="none", calibration=None, verbose=True, **postprocess):
+    """Converts an SSD model to `.tflite` bytes.
+
+    Args:
+        model: an `SSD` model (`keras_ssd.build_ssd` or a loaded `.keras` file).
+        quantize: one of `QUANTIZATIONS`.
+        calibration: for `"int8"`, uint8 `[M, S, S, 3]` representative images
+            (`calibration_images` of the training data); ignored otherwise.
+        verbose: print calibration progress to stderr.
+        **postprocess: `build_detector` overrides (`score_threshold`,
+            `nms_iou_threshold`, `max_detections`; `pre_nms_top_k` has no
+            effect in TFLite).
+
+    Returns:
+        The `.tflite` flatbuffer as bytes.
+
+    Raises:
+        ValueError: unknown `quantize`, missing or mis-shaped calibration
+            images, or a model that is not an SSD model.
+    """
+    cfg = getattr(model, "ssd_config", None)
+    if cfg is None:
+        raise ValueError(f"convert_to_tflite needs an SSD model with .ssd_config, got {model!r}")
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"Unknown quantize {quantize!r}; valid: {QUANTIZATIONS}")
+    # The TFLite op takes its settings from the Keras detector's own decoder.
+    decoder = build_detector(model, **postprocess).get_layer("detection_decoder")
+    if quantize == "int8":
+        expected = (cfg.image_size, cfg.image_size, 3)
+        if calibration is None or np.ndim(calibration) != 4 or tuple(np.shape(calibration)[1:]) != expected:
+            raise ValueError(
+                f"int8 needs calibration images uint8 [M, {expected[0]}, {expected[1]}, 3], got "
+                f"{None if calibration is None else np.shape(calibration)}"
+            )
+    serve, signature = _tflite_graph(model, decoder, cfg.image_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serving_default", serve, input_signature=signature)
+        archive.write_out(tmp, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        converter.allow_custom_ops = True  # TFLite_Detection_PostProcess only
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize != "none":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if quantize == "int8":
+            converter.representative_dataset = _representative(np.asarray(calibration, np.uint8), verbose)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        return standard_output_order(converter.convert())
+
+
+def standard_output_order(flatbuffer):
+    """Orders the model's outputs as `OUTPUT_ORDER` (boxes, classes, scores, count).
+
+    The converter orders a SavedModel's outputs by its own rules; the task
+    library (without metadata) and the Android samples read them by position,
+    so the subgraph's output list is rewritten in the standard order. The
+    signature maps names to tensors and is unchanged.
+
+    Args:
+        flatbuffer: `.tflite` bytes whose `serving_default` signature has the
+            four outputs of `OUTPUT_ORDER`.
+
+    Returns:
+        The rewritten `.tflite` bytes.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    (signature,) = model.signatureDefs
+    by_name = {t.name.decode(): t.tensorIndex for t in signature.outputs}
+    model.subgraphs[signature.subgraphIndex].outputs = [by_name[name] for name in OUTPUT_ORDER]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def export_tflite(model, path, *, quantize="none", calibration=None, overwrite=False, verbose=True, **postprocess):
+    """Writes `convert_to_tflite(...)` to `path` and the class names beside it.
+
+    Args:
+        model, quantize, calibration, verbose, **postprocess: as for
+            `convert_to_tflite`.
+        path: the `.tflite` file to write; `<stem>.labels.txt` is written
+            beside it (one class name per line, line k = class k).
+        overwrite: replace an existing file; by default an existing file is
+            an error, so a user's earlier export is never lost.
+
+    Returns:
+        `path`.
+
+    Raises:
+        FileExistsError: `path` exists and `overwrite` is False.
+        ValueError: `path` does not end in `.tflite`, or as `convert_to_tflite`.
+    """
+    if not str(path).endswith(".tflite"):
+        raise ValueError(f"TFLite path must end in .tflite, got {path!r}")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass overwrite=True (--overwrite) to replace it")
+    flatbuffer = convert_to_tflite(
+        model, quantize=quantize, calibration=calibration, verbose=verbose, **postprocess
+    )
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(flatbuffer)
+    labels.write_labels(labels.tflite_labels_path(path), labels.model_class_names(model))
+    return path

@@ -1,0 +1,83 @@
+"""`TFLiteDetector`: an exported `.tflite` SSD run like `keras_ssd.build_detector`'s model."""
+
+import numpy as np
+
+from keras_ssd.export import labels
+from keras_ssd.export.images import resize_images
+
+
+def check_images(images):
+    """Checks a batch of images as exported models take it.
+
+    Args:
+        images: uint8 `[B, H, W, 3]` RGB.
+
+    Returns:
+        `images` as a numpy array.
+
+    Raises:
+        ValueError: wrong rank, channel count, an empty batch or image, or a dtype other than
+            uint8 (the message quotes what was given).
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be uint8 [B, H, W, 3] RGB, got shape {images.shape}")
+    if images.dtype != np.uint8:
+        raise ValueError(
+            f"images must be uint8 [B, H, W, 3] RGB 0..255, got dtype {images.dtype}; "
+            "convert with np.clip(images, 0, 255).astype(np.uint8)"
+        )
+    if min(images.shape[:3]) < 1:
+        raise ValueError(f"images must hold at least one image of positive size, got shape {images.shape}")
+    return images
+
+
+class TFLiteDetector:
+    """Runs a `.tflite` file from `keras_ssd.export.export_tflite` in `ai_edge_litert`.
+
+    Args:
+        path: the `.tflite` file; class names are read from `<stem>.labels.txt`
+            when present.
+        num_threads: interpreter threads (None: the runtime's default).
+
+    Attributes:
+        image_size: side S of the model's input.
+        class_names: list of names, or None without a labels file.
+        interpreter: the `ai_edge_litert.interpreter.Interpreter`.
+    """
+
+    def __init__(self, path, num_threads=None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        self._runner = self.interpreter.get_signature_runner("serving_default")
+        spec = self._runner.get_input_details()["images"]
+        self.image_size = int(spec["shape"][1])
+        self.class_names = labels.read_labels(labels.tflite_labels_path(str(path)))
+
+    def __call__(self, images):
+        """Detects objects, one image at a time (the TFLite op takes batch 1).
+
+        Args:
+            images: uint8 `[B, H, W, 3]` RGB; resized to S x S (bilinear, then
+                rounded to uint8) when H or W differs from S.
+
+        Returns:
+            dict of numpy arrays as `build_detector`'s model returns:
+            `detection_boxes` float32 `[B, K, 4]` normalised yxyx,
+            `detection_scores` float32 `[B, K]`, `detection_classes` int32
+            `[B, K]` (0-based), `num_detections` int32 `[B]`.
+
+        Raises:
+            ValueError: images of the wrong rank, channel count or dtype.
+        """
+        images = check_images(images)
+        size = self.image_size
+        if images.shape[1:3] != (size, size):
+            resized = resize_images(images, size).numpy()
+            images = np.clip(np.round(resized), 0, 255).astype(np.uint8)
+        outputs = [self._runner(images=image[None]) for image in images]
+        batch = {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
+        batch["detection_classes"] = batch["detection_classes"].astype(np.int32)
+        batch["num_detections"] = batch["num_detections"].astype(np.int32)
+        return batch
