@@ -14,7 +14,8 @@ class SafeModelCheckpoint(keras.callbacks.Callback):
     with `os.replace`, so a run killed while saving keeps the previous file.
     With `monitor`, only epochs that improve it are saved (best checkpoint);
     the best value is kept in `<path>.json`, so a resumed run does not replace
-    a better checkpoint with a worse one.
+    a better checkpoint with a worse one. An epoch whose loss is NaN or Inf is
+    never saved.
 
     Args:
         path: destination `.keras` file.
@@ -49,6 +50,10 @@ class SafeModelCheckpoint(keras.callbacks.Callback):
         return value > self.best if self.mode == "max" else value < self.best
 
     def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Epoch {epoch + 1}: loss is {loss}; not saving {self.path}")
+            return
         if self.monitor is not None:
             value = (logs or {}).get(self.monitor)
             if value is None or not math.isfinite(value) or not self._improved(value):

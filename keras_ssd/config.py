@@ -7,7 +7,10 @@ to train on a 2-core CPU in minutes.
 """
 
 import dataclasses
-from typing import Tuple
+from typing import Tuple, Union
+
+# Accepted values of `SSDConfig.clip_boxes` (True means "corners").
+CLIP_MODES = (False, True, "corners", "center")
 
 VGG16_WIDTHS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 
@@ -53,7 +56,15 @@ class SSDConfig:
         steps: pixel stride of the default-box centres on each source.
         min_sizes, max_sizes: default-box scales s_k and s_{k+1} in pixels.
         aspect_ratios: extra ratios r per source; each adds r and 1/r.
-        clip_boxes: clip default boxes to [0, 1] (the paper does not).
+        clip_boxes: how default boxes are clipped to the unit square (the paper
+            does not clip): False; True or "corners" clips the corner form
+            `[ymin, xmin, ymax, xmax]` to [0, 1]; "center" clips in the centre
+            form as torchvision's `DefaultBoxGenerator(clip=True)` does: h and
+            w are clamped to at most 1, centres are kept, so boxes stay
+            centred and may reach past the image.
+        pixel_mean_bgr: per-channel mean, BGR order, subtracted from the 0..255
+            input by the model's preprocessing layer (default: Caffe/Keras VGG16's
+            ImageNet mean; torchvision's SSD300 uses 255 * its RGB `image_mean`).
         l2norm_scale: initial per-channel scale of the conv4_3 L2Normalization.
         variances: encoding variances for (y, x, h, w).
         match_iou_threshold: IoU at or above which a default box is positive.
@@ -83,7 +94,8 @@ class SSDConfig:
     min_sizes: Tuple[float, ...] = (30, 60, 111, 162, 213, 264)
     max_sizes: Tuple[float, ...] = (60, 111, 162, 213, 264, 315)
     aspect_ratios: Tuple[Tuple[float, ...], ...] = ((2,), (2, 3), (2, 3), (2, 3), (2,), (2,))
-    clip_boxes: bool = False
+    clip_boxes: Union[bool, str] = False
+    pixel_mean_bgr: Tuple[float, float, float] = (103.939, 116.779, 123.68)
     l2norm_scale: float = 20.0
     variances: Tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.2)
     match_iou_threshold: float = 0.5
@@ -102,7 +114,14 @@ class SSDConfig:
             tuple(b if isinstance(b, ExtraBlock) else ExtraBlock(**b) for b in self.extra_blocks),
         )
         object.__setattr__(self, "aspect_ratios", tuple(tuple(r) for r in self.aspect_ratios))
-        for field in ("feature_map_sizes", "steps", "min_sizes", "max_sizes", "variances"):
+        for field in (
+            "feature_map_sizes",
+            "steps",
+            "min_sizes",
+            "max_sizes",
+            "variances",
+            "pixel_mean_bgr",
+        ):
             object.__setattr__(self, field, tuple(getattr(self, field)))
         self._validate()
 
@@ -138,6 +157,12 @@ class SSDConfig:
                 raise ValueError(f"aspect ratios must be positive and not 1, got {ratios!r}")
         if len(self.variances) != 4 or min(self.variances) <= 0:
             raise ValueError(f"variances must be 4 positive numbers, got {self.variances!r}")
+        if self.clip_boxes not in CLIP_MODES:
+            raise ValueError(
+                f"clip_boxes must be one of {CLIP_MODES!r}, got {self.clip_boxes!r}"
+            )
+        if len(self.pixel_mean_bgr) != 3:
+            raise ValueError(f"pixel_mean_bgr must be 3 numbers (B, G, R), got {self.pixel_mean_bgr!r}")
 
     @property
     def boxes_per_location(self) -> Tuple[int, ...]:
@@ -171,18 +196,23 @@ class SSDConfig:
 
 
 def _tiny_preset() -> SSDConfig:
+    """SSD's design at 160 px: VGG-style 3x3 convs and max-pools (ceil pool3),
+    L2-normalised stride-8 source, dilated fc6 and 1x1 fc7, three extra blocks,
+    the same box rules. Early blocks have one conv and few filters (0.2 GMACs)
+    so it trains on 2 CPU cores in minutes. Its scales start at 0.06 of the
+    image side (COCO-style, as torchvision's SSD300 uses 0.07) rather than the
+    paper's 0.1, because small objects are common in the "shapes" data."""
     size = 160
     maps = (20, 10, 5, 3, 1)
-    # Paper rule (section 2.2): first source 0.1, the rest linear from 0.2 to 0.9.
-    scales = [0.1] + [0.2 + 0.7 * k / (len(maps) - 2) for k in range(len(maps) - 1)] + [1.05]
+    scales = (0.06, 0.15, 0.33, 0.54, 0.75, 0.96)
     sizes = [round(s * size, 2) for s in scales]
     return SSDConfig(
         name="ssd_tiny",
         image_size=size,
-        vgg_widths=((16, 16), (32, 32), (64, 64), (128, 128), (128, 128)),
-        fc6_filters=256,
+        vgg_widths=((16,), (32,), (64,), (96, 96), (128, 128)),
+        fc6_filters=192,
         fc6_dilation=3,
-        fc7_filters=256,
+        fc7_filters=192,
         extra_blocks=(
             ExtraBlock(64, 128, 3, 2, 1),
             ExtraBlock(64, 128, 3, 2, 1),

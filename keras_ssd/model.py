@@ -10,7 +10,7 @@ from keras_ssd.layers.preprocessing import VGGPreprocessing
 
 def _source_maps(images, cfg):
     """Preprocesses raw images and returns the list of source feature maps."""
-    x = VGGPreprocessing(name="preprocessing")(images)
+    x = VGGPreprocessing(cfg.pixel_mean_bgr, name="preprocessing")(images)
     conv4_3, fc7 = vgg_features(x, cfg)
     sources = [L2Normalization(cfg.l2norm_scale, name="conv4_3_norm")(conv4_3), fc7]
     x = fc7
@@ -20,7 +20,6 @@ def _source_maps(images, cfg):
             block.bottleneck_filters,
             1,
             activation="relu",
-            kernel_initializer="he_uniform",
             name=f"conv{index}_1",
         )(x)
         if block.padding:
@@ -30,7 +29,6 @@ def _source_maps(images, cfg):
             block.kernel_size,
             strides=block.strides,
             activation="relu",
-            kernel_initializer="he_uniform",
             name=f"conv{index}_2",
         )(x)
         sources.append(x)

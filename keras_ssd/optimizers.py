@@ -80,6 +80,7 @@ def build_sgd(
     decay="cosine",
     weight_decay=5e-4,
     momentum=0.9,
+    clip_norm=None,
 ):
     """SGD as in the paper, with the learning rate scaled linearly from batch 32.
 
@@ -97,6 +98,9 @@ def build_sgd(
         total_steps, warmup_steps, decay: see `WarmUpDecay`.
         weight_decay: the paper's (coupled) L2 weight decay.
         momentum: SGD momentum.
+        clip_norm: clip gradients to this global norm (None: off, as in the
+            paper). Networks trained from scratch on raw 0..255 inputs (ssd_tiny)
+            start with gradient norms of ~1e4 and need it.
 
     Returns:
         A `keras.optimizers.SGD`.
@@ -107,6 +111,7 @@ def build_sgd(
         learning_rate=schedule,
         momentum=momentum,
         weight_decay=weight_decay / (1.0 - momentum) if weight_decay else None,
+        global_clipnorm=clip_norm,
     )
     optimizer.exclude_from_weight_decay(var_names=["bias", "scale"])
     return optimizer

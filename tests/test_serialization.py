@@ -9,7 +9,8 @@ import keras_ssd
 def test_training_model_round_trip(tiny_cfg, tmp_path):
     model = keras_ssd.build_ssd(tiny_cfg, class_names=["circle", "square", "triangle"])
     model.compile(optimizer="sgd", loss=keras_ssd.SSDLoss(neg_pos_ratio=2.0))
-    model.get_layer("conv4_3_norm").scale.assign(np.linspace(1, 30, 128))
+    norm = model.get_layer("conv4_3_norm")
+    norm.scale.assign(np.linspace(1, 30, norm.scale.shape[0]))
     path = tmp_path / "ssd.keras"
     model.save(path)
     loaded = keras.models.load_model(path)

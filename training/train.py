@@ -48,11 +48,14 @@ DEFAULTS = {
     "warmup_epochs": 1.0,
     "schedule": "cosine",
     "weight_decay": 5e-4,
+    "clip_norm": 10.0,
     "backbone_weights": None,
     "output": "runs/ssd_tiny_shapes",
     "metric": "voc07",
     "eval_every": 1,
     "steps_per_epoch": None,
+    "train_examples": None,
+    "val_examples": None,
     "mixed_precision": False,
     "jit_compile": "auto",
     "strategy": "default",
@@ -60,7 +63,7 @@ DEFAULTS = {
 }
 # Learning rate at batch 32: the paper's 1e-3 for VGG16 with ImageNet weights;
 # the narrow ssd_tiny trains from scratch and takes a larger one.
-DEFAULT_LEARNING_RATES = {"ssd_tiny": 0.04}
+DEFAULT_LEARNING_RATES = {"ssd_tiny": 0.01}
 PAPER_LEARNING_RATE = 1e-3
 
 
@@ -87,11 +90,14 @@ def build_parser():
     add("--warmup-epochs", type=float)
     add("--schedule", choices=["cosine", "step"])
     add("--weight-decay", type=float, help="the paper's L2 weight decay (5e-4)")
+    add("--clip-norm", type=float, help="clip gradients to this global norm; 0 turns it off")
     add("--backbone-weights", help="'imagenet' or a keras.applications.VGG16 weights file")
     add("--output", help="directory for checkpoints and logs")
     add("--metric", choices=list(evaluation.METRICS))
     add("--eval-every", type=int, help="evaluate mAP every N epochs")
     add("--steps-per-epoch", type=int, help="cap on training steps per epoch")
+    add("--train-examples", type=int, help="use only the first N training examples")
+    add("--val-examples", type=int, help="use only the first N validation examples")
     add("--mixed-precision", action="store_const", const=True,
         help="mixed_float16 on GPU, mixed_bfloat16 otherwise")
     add("--jit-compile", choices=["auto", "true", "false"], help="XLA for the train step")
@@ -100,15 +106,15 @@ def build_parser():
     return parser
 
 
-def _load(source, split, image_dir):
-    """Loads one source or several joined with '+', concatenated."""
+def _load(source, split, image_dir, limit=None):
+    """Loads one source or several joined with '+', concatenated, first `limit` examples."""
     datasets = [
         keras_ssd.data.load(part, split=split, image_dir=image_dir) for part in source.split("+")
     ]
     dataset = datasets[0]
     for other in datasets[1:]:
         dataset = dataset.concatenate(other)
-    return dataset
+    return dataset.take(limit) if limit else dataset
 
 
 def _val_split(args):
@@ -148,16 +154,24 @@ def run(args):
     learning_rate = args.learning_rate or DEFAULT_LEARNING_RATES.get(args.preset, PAPER_LEARNING_RATE)
 
     train = keras_ssd.data.train_pipeline(
-        _load(args.dataset, args.train_split, args.image_dir), cfg, args.batch_size, seed=args.seed
+        _load(args.dataset, args.train_split, args.image_dir, args.train_examples),
+        cfg,
+        args.batch_size,
+        seed=args.seed,
     )
     if args.steps_per_epoch:
         train = train.take(args.steps_per_epoch)
     steps_per_epoch = int(train.cardinality())
+    if steps_per_epoch < 0:  # unknown (a source that filters bad files): count once
+        print("Counting training batches for the learning-rate schedule ...")
+        steps_per_epoch = int(train.reduce(0, lambda count, _: count + 1))
     if steps_per_epoch < 1:
-        steps_per_epoch = args.steps_per_epoch or 1
+        raise ValueError(f"{args.dataset!r} gives no full training batch of {args.batch_size}")
     val_source = args.val_dataset or args.dataset
     val = keras_ssd.data.eval_pipeline(
-        _load(val_source, _val_split(args), args.val_image_dir or args.image_dir), cfg, args.batch_size
+        _load(val_source, _val_split(args), args.val_image_dir or args.image_dir, args.val_examples),
+        cfg,
+        args.batch_size,
     )
     total_steps = steps_per_epoch * args.epochs
     print(f"{cfg.name}: {num_classes} classes, {cfg.num_boxes} default boxes; {steps_per_epoch} "
@@ -173,6 +187,7 @@ def run(args):
             warmup_steps=min(int(args.warmup_epochs * steps_per_epoch), total_steps),
             decay=args.schedule,
             weight_decay=args.weight_decay,
+            clip_norm=args.clip_norm or None,
         )
         model.compile(optimizer=optimizer, loss=keras_ssd.SSDLoss(), jit_compile=_jit(args.jit_compile))
 

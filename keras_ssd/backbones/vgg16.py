@@ -4,8 +4,10 @@ Changes from `keras.applications.VGG16`: pool3 uses ceil mode (padding
 "same") so a 300 px input gives a 38x38 conv4_3; pool5 is 3x3 stride 1;
 fc6/fc7 become a 3x3 conv with dilation 6 and a 1x1 conv, 1024 filters each.
 Conv layers keep Keras' names (`block{b}_conv{c}`) so ImageNet weights load by name.
-Without pretrained weights, convs start from He initialisation (ReLU network
-trained from scratch; Keras' Glorot default shrinks activations layer by layer).
+Without pretrained weights, convs keep Keras' Glorot (Caffe's "xavier")
+initialisation, which SSD's Caffe model uses for its new layers; with raw
+0..255 inputs it keeps activations moderate, where He initialisation makes
+fc7 activations ~80x larger and training diverges.
 """
 
 import keras
@@ -34,7 +36,6 @@ def vgg_features(images, cfg):
                 3,
                 padding="same",
                 activation="relu",
-                kernel_initializer="he_uniform",
                 name=f"block{block}_conv{i}",
             )(x)
         if block == 4:
@@ -50,12 +51,9 @@ def vgg_features(images, cfg):
         padding="same",
         dilation_rate=cfg.fc6_dilation,
         activation="relu",
-        kernel_initializer="he_uniform",
         name="fc6",
     )(x)
-    fc7 = keras.layers.Conv2D(
-        cfg.fc7_filters, 1, activation="relu", kernel_initializer="he_uniform", name="fc7"
-    )(x)
+    fc7 = keras.layers.Conv2D(cfg.fc7_filters, 1, activation="relu", name="fc7")(x)
     return conv4_3, fc7
 
 

@@ -1,0 +1,130 @@
+"""The training entry point: the main job shortened, resume after SIGKILL, multi-worker."""
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import keras_ssd
+from training import train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SMALL = ["--train-examples", "64", "--val-examples", "16", "--batch-size", "8", "--eval-every", "1"]
+
+
+def _command(output, *extra):
+    return [sys.executable, "-m", "training.train", "--output", str(output), *SMALL, *extra]
+
+
+def _env(**extra):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT, **extra)
+    return env
+
+
+def _epochs_logged(output):
+    with open(os.path.join(output, "log.csv")) as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def test_config_file_and_flags_merge(tmp_path):
+    config = tmp_path / "job.yaml"
+    config.write_text("epochs: 3\nbatch-size: 4\nlearning_rate: 0.5\n")
+    args = train.options.parse(train.build_parser(), train.DEFAULTS, ["--config", str(config), "--epochs", "7"])
+    assert (args.epochs, args.batch_size, args.learning_rate) == (7, 4, 0.5)
+    assert args.preset == "ssd_tiny" and args.dataset == "shapes"
+    config.write_text("epoch: 3\n")
+    with pytest.raises(SystemExit):
+        train.options.parse(train.build_parser(), train.DEFAULTS, ["--config", str(config)])
+
+
+def test_short_main_job_learns(tmp_path):
+    metrics = train.run(
+        train.options.parse(
+            train.build_parser(),
+            train.DEFAULTS,
+            ["--output", str(tmp_path), "--train-examples", "512", "--val-examples", "64",
+             "--epochs", "4", "--batch-size", "16"],
+        )
+    )
+    assert metrics["mAP"] > 0.2, metrics
+    for name in ("best.keras", "last.keras", "metrics.json", "log.csv"):
+        assert (tmp_path / name).exists()
+    assert not (tmp_path / "backup").exists()  # removed when training finished
+    with open(tmp_path / "metrics.json") as f:
+        assert json.load(f)["mAP"] == pytest.approx(metrics["mAP"])
+    best = keras.models.load_model(tmp_path / "best.keras")
+    assert best.class_names == ["circle", "square", "triangle"]
+
+
+def test_resume_after_sigkill(tmp_path):
+    output = tmp_path / "run"
+    command = _command(output, "--epochs", "3")
+    process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while time.time() < deadline and process.poll() is None:
+        if os.path.exists(output / "log.csv") and _epochs_logged(output):
+            break
+        time.sleep(0.5)
+    assert process.poll() is None, "training ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert _epochs_logged(output) == [0]
+    assert (output / "backup").exists()
+
+    result = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _epochs_logged(output) == [0, 1, 2]
+    model = keras.models.load_model(output / "last.keras")
+    assert isinstance(model, keras_ssd.SSD)
+    assert model.optimizer.iterations.numpy() == 3 * 8  # 64 examples / batch 8, 3 epochs
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Keras 3.15 model.fit under MultiWorkerMirroredStrategy fails while building the "
+    "model from a distributed batch (upstream keras-team/keras#20585); see NOTES.md",
+)
+def test_two_workers_end_with_identical_weights(tmp_path):
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    output = tmp_path / "run"
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        processes.append(
+            subprocess.Popen(
+                _command(output, "--epochs", "1", "--steps-per-epoch", "3", "--strategy", "multi_worker"),
+                cwd=ROOT,
+                env=_env(TF_CONFIG=json.dumps(tf_config)),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    logs = [p.communicate(timeout=900)[0] for p in processes]
+    for process, log in zip(processes, logs):
+        assert process.returncode == 0, log[-3000:]
+    chief = keras.models.load_model(output / "last.keras")
+    other = keras.models.load_model(output / "workers" / "worker-1" / "last.keras")
+    assert chief.optimizer.iterations.numpy() == other.optimizer.iterations.numpy() == 3
+    for a, b in zip(chief.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    fresh = keras_ssd.build_ssd(chief.ssd_config)
+    assert any(not np.array_equal(a, b) for a, b in zip(chief.get_weights(), fresh.get_weights()))
