@@ -1,12 +1,13 @@
 """keras_ssd: the Single Shot MultiBox Detector (Liu et al. 2016) for Keras 3."""
 
-from keras_ssd import data, evaluation
+from keras_ssd import convert, data, evaluation
 from keras_ssd.config import SSDConfig
 from keras_ssd.detector import build_detector
 from keras_ssd.encoder import TargetEncoder
 from keras_ssd.layers import DefaultBoxes, DetectionDecoder, L2Normalization, default_boxes
 from keras_ssd.losses import SSDLoss
 from keras_ssd.model import SSD, build_ssd
+from keras_ssd.transfer import with_num_classes
 
 __version__ = "0.1.0"
 
@@ -20,7 +21,9 @@ __all__ = [
     "TargetEncoder",
     "build_detector",
     "build_ssd",
+    "convert",
     "data",
     "default_boxes",
     "evaluation",
+    "with_num_classes",
 ]

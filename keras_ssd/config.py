@@ -158,11 +158,11 @@ class SSDConfig:
         if len(self.variances) != 4 or min(self.variances) <= 0:
             raise ValueError(f"variances must be 4 positive numbers, got {self.variances!r}")
         if self.clip_boxes not in CLIP_MODES:
-            raise ValueError(
-                f"clip_boxes must be one of {CLIP_MODES!r}, got {self.clip_boxes!r}"
-            )
+            raise ValueError(f"clip_boxes must be one of {CLIP_MODES!r}, got {self.clip_boxes!r}")
         if len(self.pixel_mean_bgr) != 3:
-            raise ValueError(f"pixel_mean_bgr must be 3 numbers (B, G, R), got {self.pixel_mean_bgr!r}")
+            raise ValueError(
+                f"pixel_mean_bgr must be 3 numbers (B, G, R), got {self.pixel_mean_bgr!r}"
+            )
 
     @property
     def boxes_per_location(self) -> Tuple[int, ...]:

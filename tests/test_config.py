@@ -62,3 +62,31 @@ def test_bad_values_are_rejected_with_the_value(override, message):
 def test_dict_round_trip_through_json():
     cfg = SSDConfig.from_preset("ssd512_vgg16", num_classes=7)
     assert SSDConfig(**json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"clip_boxes": "centre"}, "clip_boxes must be one of .*'centre'"),
+        ({"pixel_mean_bgr": (1.0, 2.0)}, r"pixel_mean_bgr must be 3 numbers .*\(1.0, 2.0\)"),
+    ],
+)
+def test_bad_clip_mode_and_mean_are_rejected(override, message):
+    with pytest.raises(ValueError, match=message):
+        SSDConfig.from_preset("ssd300_vgg16", **override)
+
+
+def test_pixel_mean_defaults_to_vgg_and_round_trips():
+    from keras_ssd.layers.preprocessing import VGG_BGR_MEAN
+
+    assert SSDConfig().pixel_mean_bgr == VGG_BGR_MEAN
+    cfg = SSDConfig.from_preset("ssd_tiny", clip_boxes="center", pixel_mean_bgr=[104, 117, 123])
+    assert cfg.pixel_mean_bgr == (104, 117, 123)
+    assert SSDConfig(**json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_config_dict_without_the_new_fields_still_loads():
+    # Models saved before clip modes and pixel_mean_bgr existed.
+    old = SSDConfig.from_preset("ssd_tiny").to_dict()
+    del old["pixel_mean_bgr"]
+    assert SSDConfig(**old).pixel_mean_bgr == (103.939, 116.779, 123.68)

@@ -7,6 +7,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+# False: none; True / "corners": clip yxyx corners; "center": clamp h, w to <= 1.
+_CLIP_MODES = (False, True, "corners", "center")
+
 
 @keras.saving.register_keras_serializable(package="keras_ssd")
 class DefaultBoxes(keras.layers.Layer):
@@ -32,7 +35,12 @@ class DefaultBoxes(keras.layers.Layer):
         steps: centre stride of each source in pixels.
         min_sizes, max_sizes: scales s_k and s_{k+1} of each source in pixels.
         aspect_ratios: extra ratios of each source.
-        clip: clip the boxes to [0, 1].
+        clip: False (no clipping); True or "corners": clip the corner form
+            `[ymin, xmin, ymax, xmax]` to [0, 1]; "center": clip in the centre
+            form, as torchvision's `DefaultBoxGenerator(clip=True)` does: h and
+            w are clamped to at most 1 before converting to corners, centres
+            are kept (a box taller or wider than the image keeps its centre
+            and gets side 1; boxes may reach past the image).
     """
 
     def __init__(
@@ -53,6 +61,8 @@ class DefaultBoxes(keras.layers.Layer):
         self.min_sizes = tuple(float(s) for s in min_sizes)
         self.max_sizes = tuple(float(s) for s in max_sizes)
         self.aspect_ratios = tuple(tuple(float(r) for r in rs) for rs in aspect_ratios)
+        if clip not in _CLIP_MODES:
+            raise ValueError(f"clip must be one of {_CLIP_MODES!r}, got {clip!r}")
         self.clip = clip
 
     @classmethod
@@ -90,9 +100,13 @@ class DefaultBoxes(keras.layers.Layer):
             cx = np.repeat(centres[:, 1], len(shapes))
             h = np.tile(shapes[:, 0], len(centres))
             w = np.tile(shapes[:, 1], len(centres))
+            if self.clip == "center":
+                # torchvision clamps its (w, h) pairs only; centres past 1 (e.g.
+                # SSD300's 10x10 map at step 32 reaches 1.013) are left alone.
+                h, w = np.minimum(h, 1.0), np.minimum(w, 1.0)
             per_source.append(np.stack([cy - h / 2, cx - w / 2, cy + h / 2, cx + w / 2], -1))
         boxes = np.concatenate(per_source, axis=0)
-        if self.clip:
+        if self.clip == "corners" or (self.clip and not isinstance(self.clip, str)):
             boxes = np.clip(boxes, 0.0, 1.0)
         return boxes.astype(np.float32)
 

@@ -65,6 +65,50 @@ def test_clip_option_clips_to_unit_square():
     np.testing.assert_allclose(boxes[-1], [0.0, 0.188873, 1.0, 0.811127], atol=1e-6)
 
 
+def test_clip_true_and_corners_are_the_same():
+    corners = keras_ssd.default_boxes(SSDConfig.from_preset("ssd300_vgg16", clip_boxes="corners"))
+    legacy = keras_ssd.default_boxes(SSDConfig.from_preset("ssd300_vgg16", clip_boxes=True))
+    np.testing.assert_array_equal(corners, legacy)
+
+
+def test_center_clip_clamps_height_and_width_not_corners():
+    cfg = SSDConfig.from_preset("ssd300_vgg16", clip_boxes="center")
+    boxes = keras_ssd.default_boxes(cfg)
+    unclipped = keras_ssd.default_boxes(SSDConfig.from_preset("ssd300_vgg16"))
+    # First box (38x38 source, location (0, 0), s = 0.1): fits in the unit size,
+    # so it is unchanged and still reaches past the top-left corner.
+    np.testing.assert_array_equal(boxes[0], unclipped[0])
+    assert boxes[0, 0] < 0
+    # Last source (1x1, centre 0.5): the ratio-2 boxes' long side 0.88 sqrt 2 > 1
+    # becomes 1, the short side is kept.
+    np.testing.assert_allclose(boxes[-2], [0.188873, 0.0, 0.811127, 1.0], atol=1e-6)
+    np.testing.assert_allclose(boxes[-1], [0.0, 0.188873, 1.0, 0.811127], atol=1e-6)
+    # Source 4 (3x3, step 100), location (0, 0), box s' = sqrt(213 * 264) / 300 < 1,
+    # centre 1/6: corners clipping would cut it at 0, centre clamping does not.
+    index = 38 * 38 * 4 + 19 * 19 * 6 + 10 * 10 * 6 + 5 * 5 * 6 + 1
+    s2 = math.sqrt(213 * 264) / 300
+    np.testing.assert_allclose(boxes[index], _box(1 / 6, 1 / 6, s2, s2), atol=1e-6)
+    assert boxes[index, 0] < 0
+    # Source 4's ratio-2 wide box: w = 213 / 300 * sqrt 2 > 1 -> w = 1, centred at x = 1/6.
+    s = 213 / 300
+    np.testing.assert_allclose(
+        boxes[index + 1], _box(1 / 6, 1 / 6, s / math.sqrt(2), 1.0), atol=1e-6
+    )
+
+
+def test_bad_clip_mode_is_rejected():
+    with pytest.raises(ValueError, match="clip must be one of .*'centre'"):
+        DefaultBoxes(300, (1,), (300,), (30,), (60,), ((2,),), clip="centre")
+
+
+@pytest.mark.parametrize("clip", [False, True, "corners", "center"])
+def test_clip_mode_round_trips(clip):
+    layer = DefaultBoxes(300, (3,), (100,), (213,), (264,), ((2,),), clip=clip)
+    clone = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert clone.clip == clip
+    np.testing.assert_array_equal(clone.boxes(), layer.boxes())
+
+
 def test_layer_call_tiles_boxes_and_config_round_trips(tiny_cfg):
     layer = DefaultBoxes.from_ssd_config(tiny_cfg)
     out = layer(np.zeros((3, 8, 8, 1), np.float32))
