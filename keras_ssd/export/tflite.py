@@ -65,13 +65,30 @@ def calibration_images(dataset, image_size, num_images=100):
     return np.stack(images)
 
 
-def _tflite_graph(model, decoder, size):
+def _heads(model):
+    """`model` with two outputs: box offsets `[B, N, 4]` and class logits `[B, N, C + 1]`.
+
+    `y_pred` concatenates the two, and an int8 tensor has one scale: offsets
+    (a few units) would share the range of the logits (tens of units) and lose
+    most of their resolution. Taking them before `build_ssd`'s "box_offsets" /
+    "class_logits" concatenation gives each its own scale.
+    """
+    return keras.Model(
+        model.inputs,
+        [model.get_layer("box_offsets").output, model.get_layer("class_logits").output],
+        name=f"{model.name}_heads",
+    )
+
+
+def _tflite_graph(heads, decoder, size):
     """The function the converter sees: uint8 image -> the op's four outputs."""
 
     def serve(images):
-        y_pred = model(tf.cast(images, tf.float32), training=False)
-        scores = tf.nn.softmax(y_pred[..., 4:], axis=-1)
-        boxes, classes, scores, count = detection_postprocess(y_pred[..., :4], scores, decoder)
+        offsets, logits = heads(tf.cast(images, tf.float32), training=False)
+        scores = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        boxes, classes, scores, count = detection_postprocess(
+            tf.cast(offsets, tf.float32), scores, decoder
+        )
         return {
             "detection_boxes": tf.clip_by_value(boxes, 0.0, 1.0),
             "detection_classes": classes,
@@ -126,10 +143,11 @@ def convert_to_tflite(model, *, quantize="none", calibration=None, verbose=True,
                 f"int8 needs calibration images uint8 [M, {expected[0]}, {expected[1]}, 3], got "
                 f"{None if calibration is None else np.shape(calibration)}"
             )
-    serve, signature = _tflite_graph(model, decoder, cfg.image_size)
+    heads = _heads(model)
+    serve, signature = _tflite_graph(heads, decoder, cfg.image_size)
     with tempfile.TemporaryDirectory() as tmp:
         archive = keras.export.ExportArchive()
-        archive.track(model)
+        archive.track(heads)
         archive.add_endpoint("serving_default", serve, input_signature=signature)
         archive.write_out(tmp, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
