@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_ssd.backbones.conv import conv_relu
 from keras_ssd.backbones.vgg16 import load_vgg16_weights, vgg_features
 from keras_ssd.config import VGG16_WIDTHS, SSDConfig
 from keras_ssd.layers.l2_normalization import L2Normalization
@@ -16,21 +17,12 @@ def _source_maps(images, cfg):
     x = fc7
     # Caffe numbers the extra blocks conv6 .. conv(5 + n) after fc6/fc7.
     for index, block in enumerate(cfg.extra_blocks, start=6):
-        x = keras.layers.Conv2D(
-            block.bottleneck_filters,
-            1,
-            activation="relu",
-            name=f"conv{index}_1",
-        )(x)
+        x = conv_relu(x, block.bottleneck_filters, 1, f"conv{index}_1", cfg.batch_norm)
         if block.padding:
             x = keras.layers.ZeroPadding2D(block.padding, name=f"conv{index}_2_pad")(x)
-        x = keras.layers.Conv2D(
-            block.filters,
-            block.kernel_size,
-            strides=block.strides,
-            activation="relu",
-            name=f"conv{index}_2",
-        )(x)
+        x = conv_relu(
+            x, block.filters, block.kernel_size, f"conv{index}_2", cfg.batch_norm, strides=block.strides
+        )
         sources.append(x)
     return sources
 

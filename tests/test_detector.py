@@ -34,12 +34,12 @@ def test_zero_offsets_decode_to_the_default_box_with_its_class(tiny_cfg):
 
 
 def test_nms_suppresses_overlaps_within_a_class_only(tiny_cfg):
-    # Boxes 840 and 841: the first two boxes of one conv4_3 location, sides 0.1 and
-    # sqrt(0.1 * 0.2), same centre: IoU 0.01 / 0.02 = 0.5 > 0.45.
+    # Boxes 840 and 841: the first two boxes of one conv4_3 location, sides 0.06 and
+    # sqrt(0.06 * 0.15), same centre: IoU 0.0036 / 0.009 = 0.4.
     hits = {840: 0, 841: 0}
-    out = _decoder(tiny_cfg)(_y_pred(tiny_cfg, hits))
-    assert int(out["num_detections"][0]) == 1
-    out = _decoder(tiny_cfg)(_y_pred(tiny_cfg, {840: 0, 841: 1}))
+    assert int(_decoder(tiny_cfg, iou_threshold=0.35)(_y_pred(tiny_cfg, hits))["num_detections"][0]) == 1
+    assert int(_decoder(tiny_cfg, iou_threshold=0.45)(_y_pred(tiny_cfg, hits))["num_detections"][0]) == 2
+    out = _decoder(tiny_cfg, iou_threshold=0.35)(_y_pred(tiny_cfg, {840: 0, 841: 1}))
     assert int(out["num_detections"][0]) == 2
     assert sorted(np.asarray(out["detection_classes"][0, :2])) == [0, 1]
 

@@ -13,6 +13,7 @@ fc7 activations ~80x larger and training diverges.
 import keras
 import numpy as np
 
+from keras_ssd.backbones.conv import conv_relu
 from keras_ssd.config import VGG16_WIDTHS
 
 
@@ -29,15 +30,10 @@ def vgg_features(images, cfg):
     """
     x = images
     conv4_3 = None
+    bn = cfg.batch_norm
     for block, widths in enumerate(cfg.vgg_widths, start=1):
         for i, filters in enumerate(widths, start=1):
-            x = keras.layers.Conv2D(
-                filters,
-                3,
-                padding="same",
-                activation="relu",
-                name=f"block{block}_conv{i}",
-            )(x)
+            x = conv_relu(x, filters, 3, f"block{block}_conv{i}", bn, padding="same")
         if block == 4:
             conv4_3 = x
         if block < 5:
@@ -45,15 +41,8 @@ def vgg_features(images, cfg):
             padding = "same" if block == 3 else "valid"
             x = keras.layers.MaxPooling2D(2, 2, padding=padding, name=f"block{block}_pool")(x)
     x = keras.layers.MaxPooling2D(3, 1, padding="same", name="block5_pool")(x)
-    x = keras.layers.Conv2D(
-        cfg.fc6_filters,
-        3,
-        padding="same",
-        dilation_rate=cfg.fc6_dilation,
-        activation="relu",
-        name="fc6",
-    )(x)
-    fc7 = keras.layers.Conv2D(cfg.fc7_filters, 1, activation="relu", name="fc7")(x)
+    x = conv_relu(x, cfg.fc6_filters, 3, "fc6", bn, padding="same", dilation_rate=cfg.fc6_dilation)
+    fc7 = conv_relu(x, cfg.fc7_filters, 1, "fc7", bn)
     return conv4_3, fc7
 
 

@@ -1,0 +1,22 @@
+"""The conv + ReLU unit of SSD's base and extra layers, optionally batch-normalised."""
+
+import keras
+
+
+def conv_relu(x, filters, kernel_size, name, batch_norm=False, **conv_kwargs):
+    """Conv2D (named `name`) then ReLU; with `batch_norm`, Conv2D without bias -> BN -> ReLU.
+
+    Args:
+        x: float `[B, H, W, C]` tensor.
+        filters, kernel_size, **conv_kwargs: as for `keras.layers.Conv2D`.
+        name: the conv layer's name (the BN and ReLU take `name_bn`, `name_relu`).
+        batch_norm: insert `BatchNormalization` (folded into the conv by TFLite).
+
+    Returns:
+        float `[B, H', W', filters]`.
+    """
+    if not batch_norm:
+        return keras.layers.Conv2D(filters, kernel_size, activation="relu", name=name, **conv_kwargs)(x)
+    x = keras.layers.Conv2D(filters, kernel_size, use_bias=False, name=name, **conv_kwargs)(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
