@@ -16,6 +16,9 @@ Quantisation (`quantize=`):
 * `"float16"`: float16 weights (about 2x smaller; GPU delegates run it in fp16).
 * `"int8"`: int8 weights and activations, calibrated on representative images
   from the training data (`calibration_images`); post-processing stays float.
+  Box offsets and class logits are taken before `y_pred`'s concatenation so
+  each has its own quantisation scale. Measured on a briefly trained
+  `ssd_tiny`: VOC07 mAP 7 points below float32 (the issue's target is 2).
 
 Conversion goes Keras -> SavedModel (Keras' `ExportArchive`, which freezes the
 variables) -> `tf.lite.TFLiteConverter.from_saved_model`, with builtin ops and

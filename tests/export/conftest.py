@@ -83,18 +83,20 @@ def encode(image, fmt="PNG"):
     return buffer.getvalue()
 
 
-def assert_same_detections(expected, actual, tol, min_score=0.3):
+def assert_same_detections(expected, actual, tol, score_tol=None, min_score=0.3):
     """Both detectors find the same confident objects.
 
-    Every detection of either output scoring above `min_score + tol` must have
-    one in the other output with the same class, every box coordinate within
-    `tol` (normalised yxyx) and a score within `tol`. The margin keeps a score
-    that sits at `min_score` from failing on rounding alone.
+    Every detection of either output scoring above `min_score + score_tol`
+    must have one in the other output with the same class, every box
+    coordinate within `tol` (normalised yxyx) and a score within `score_tol`.
+    The margin keeps a score that sits at `min_score` from failing on
+    rounding alone.
 
     Args:
         expected, actual: detector output dicts (boxes `[B, K, 4]`, scores and
             classes `[B, K]`, num_detections `[B]`).
-        tol: tolerance on box coordinates and scores.
+        tol: tolerance on box coordinates.
+        score_tol: tolerance on scores (default `tol`).
         min_score: the score above which detections are compared.
 
     Returns:
@@ -111,13 +113,14 @@ def assert_same_detections(expected, actual, tol, min_score=0.3):
             scores[keep],
         )
 
+    score_tol = tol if score_tol is None else score_tol
     compared = 0
     batch = len(np.asarray(expected["num_detections"]))
     assert len(np.asarray(actual["num_detections"])) == batch
     for b in range(batch):
         for first, second, name in ((expected, actual, "expected"), (actual, expected, "actual")):
-            boxes, classes, scores = confident(first, b, min_score + tol)
-            other_boxes, other_classes, other_scores = confident(second, b, min_score - tol)
+            boxes, classes, scores = confident(first, b, min_score + score_tol)
+            other_boxes, other_classes, other_scores = confident(second, b, min_score - score_tol)
             for box, cls, score in zip(boxes, classes, scores):
                 same = other_classes == cls
                 error = np.abs(other_boxes[same] - box).max(axis=1) if same.any() else []
@@ -127,7 +130,7 @@ def assert_same_detections(expected, actual, tol, min_score=0.3):
                     f"other side: classes {other_classes}, boxes {other_boxes}"
                 )
                 match = np.flatnonzero(same)[np.argmin(error)]
-                assert abs(other_scores[match] - score) <= tol, (
+                assert abs(other_scores[match] - score) <= score_tol, (
                     f"image {b}: class {cls} score {score:.5f} vs {other_scores[match]:.5f}"
                 )
             compared += len(scores) if name == "expected" else 0
