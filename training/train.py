@@ -63,7 +63,7 @@ DEFAULTS = {
 }
 # Learning rate at batch 32: the paper's 1e-3 for VGG16 with ImageNet weights;
 # the narrow ssd_tiny trains from scratch and takes a larger one.
-DEFAULT_LEARNING_RATES = {"ssd_tiny": 0.04}
+DEFAULT_LEARNING_RATES = {"ssd_tiny": 0.01}
 PAPER_LEARNING_RATE = 1e-3
 
 

@@ -22,12 +22,6 @@ SHAPES = dict(image_size=160, object_size=(0.25, 0.6), max_objects=1)
 TRAIN_EXAMPLES, EPOCHS = 256, 10
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "slow: tens of seconds (int8 calibration and mAP); runs by default, in CI too"
-    )
-
-
 def shapes_examples(split, count, **options):
     """numpy example dicts of the shapes dataset (`SHAPES` unless overridden)."""
     return list(data.load("shapes", split, num_examples=count, **{**SHAPES, **options}).as_numpy_iterator())
