@@ -40,6 +40,7 @@ DEFAULTS = {
     "val_dataset": None,
     "val_split": None,
     "image_dir": None,
+    "dataset_options": None,
     "val_image_dir": None,
     "num_classes": None,
     "epochs": 12,
@@ -82,6 +83,9 @@ def build_parser():
     add("--val-dataset", help="validation source (default: --dataset)")
     add("--val-split", help="validation split (default: 'val' for a VOC dir, else 'validation')")
     add("--image-dir", help="image directory of a COCO json --dataset")
+    add("--dataset-options", type=json.loads,
+        help='JSON keyword options for keras_ssd.data.load of every split, e.g. '
+        '\'{"object_size": [0.1, 0.8]}\' for shapes or \'{"data_dir": "..."}\' for TFDS')
     add("--val-image-dir", help="image directory of a COCO json --val-dataset")
     add("--num-classes", type=int, help="object classes (default: from the dataset)")
     add("--epochs", type=int)
@@ -106,10 +110,11 @@ def build_parser():
     return parser
 
 
-def _load(source, split, image_dir, limit=None):
+def _load(source, split, image_dir, limit=None, options=None):
     """Loads one source or several joined with '+', concatenated, first `limit` examples."""
     datasets = [
-        keras_ssd.data.load(part, split=split, image_dir=image_dir) for part in source.split("+")
+        keras_ssd.data.load(part, split=split, image_dir=image_dir, **(options or {}))
+        for part in source.split("+")
     ]
     dataset = datasets[0]
     for other in datasets[1:]:
@@ -154,7 +159,7 @@ def run(args):
     learning_rate = args.learning_rate or DEFAULT_LEARNING_RATES.get(args.preset, PAPER_LEARNING_RATE)
 
     train = keras_ssd.data.train_pipeline(
-        _load(args.dataset, args.train_split, args.image_dir, args.train_examples),
+        _load(args.dataset, args.train_split, args.image_dir, args.train_examples, args.dataset_options),
         cfg,
         args.batch_size,
         seed=args.seed,
@@ -169,7 +174,13 @@ def run(args):
         raise ValueError(f"{args.dataset!r} gives no full training batch of {args.batch_size}")
     val_source = args.val_dataset or args.dataset
     val = keras_ssd.data.eval_pipeline(
-        _load(val_source, _val_split(args), args.val_image_dir or args.image_dir, args.val_examples),
+        _load(
+            val_source,
+            _val_split(args),
+            args.val_image_dir or args.image_dir,
+            args.val_examples,
+            args.dataset_options if val_source == args.dataset else None,
+        ),
         cfg,
         args.batch_size,
     )
