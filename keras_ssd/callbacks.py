@@ -1,8 +1,9 @@
-"""Checkpointing that never leaves a half-written `.keras` file behind."""
+"""Checkpointing and resuming that survive a run killed at any moment."""
 
 import json
 import math
 import os
+import shutil
 
 import keras
 
@@ -71,3 +72,27 @@ class SafeModelCheckpoint(keras.callbacks.Callback):
         if self.monitor is not None:
             with open(self._record, "w") as f:
                 json.dump({self.monitor: self.best, "epoch": epoch + 1}, f)
+
+
+class ResumableBackup(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` that survives a run killed while it was writing its backup.
+
+    Keeps two backups (`double_checkpoint=True`): when the latest is half
+    written, Keras restores the previous one. When there is no usable backup at
+    all (the run was killed while writing its first one), training starts from
+    the beginning with a warning instead of failing on every restart.
+
+    Args:
+        backup_dir: directory for the backup; removed when training finishes.
+    """
+
+    def __init__(self, backup_dir):
+        super().__init__(backup_dir, double_checkpoint=True)
+        self.backup_dir = os.fspath(backup_dir)
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except OSError as error:
+            print(f"Backup in {self.backup_dir} is unreadable ({error}); starting from epoch 1")
+            shutil.rmtree(self.backup_dir, ignore_errors=True)

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 import keras_ssd
 from keras_ssd import evaluation
-from keras_ssd.callbacks import SafeModelCheckpoint
+from keras_ssd.callbacks import ResumableBackup, SafeModelCheckpoint
 from keras_ssd.distribute import STRATEGIES, is_chief, make_strategy, worker_index
 from keras_ssd.optimizers import build_sgd
 from training import options
@@ -213,8 +213,9 @@ def run(args):
         map_callback,  # before the checkpoints, which read val_mAP
         SafeModelCheckpoint(os.path.join(output, "best.keras"), monitor="val_mAP", mode="max"),
         SafeModelCheckpoint(os.path.join(output, "last.keras")),
+        # The backup is written before the CSV row: a logged epoch is a resumable one.
+        ResumableBackup(os.path.join(output, "backup")),
         keras.callbacks.CSVLogger(os.path.join(output, "log.csv"), append=True),
-        keras.callbacks.BackupAndRestore(os.path.join(output, "backup")),
     ]
     if chief:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(output, "logs")))
