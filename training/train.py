@@ -153,6 +153,11 @@ def run(args):
 
     names = keras_ssd.data.class_names(args.dataset.split("+")[0])
     num_classes = args.num_classes or len(names)
+    if num_classes < len(names):
+        raise ValueError(
+            f"--num-classes {num_classes} is fewer than the {len(names)} classes of "
+            f"{args.dataset!r}: {names}"
+        )
     if num_classes != len(names):
         names = None
     cfg = keras_ssd.SSDConfig.from_preset(args.preset, num_classes=num_classes)
@@ -224,6 +229,11 @@ def run(args):
     best_path = os.path.join(output, "best.keras")
     if not os.path.exists(best_path):
         best_path = os.path.join(output, "last.keras")
+    if not os.path.exists(best_path):
+        raise RuntimeError(
+            f"Training stopped before any epoch could be saved in {output!r} (see the log above: "
+            "a NaN loss stops it); try a lower --learning-rate"
+        )
     best = keras.models.load_model(best_path)
     map_callback.set_model(best)
     result = map_callback.evaluate()
