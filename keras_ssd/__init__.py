@@ -1,6 +1,6 @@
 """keras_ssd: the Single Shot MultiBox Detector (Liu et al. 2016) for Keras 3."""
 
-from keras_ssd import convert, data, evaluation, export
+from keras_ssd import convert, data, evaluation, export, optimizers
 from keras_ssd.config import SSDConfig
 from keras_ssd.detector import build_detector
 from keras_ssd.encoder import TargetEncoder
@@ -26,5 +26,6 @@ __all__ = [
     "default_boxes",
     "evaluation",
     "export",
+    "optimizers",
     "with_num_classes",
 ]
