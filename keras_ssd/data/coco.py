@@ -98,18 +98,12 @@ def read_records(
         image_path = os.path.join(image_dir, file_name)
         where = f"{path} (image id {image_id}, {image_path})"
         if check_images:
-            info, reason = image_files.try_probe(image_path)
-            if info is None:
-                report.skip_example(image_path, reason)
+            size = image_files.checked_size(
+                image_path, (image.get("height"), image.get("width")), report, where, "json"
+            )
+            if size is None:
                 continue
-            height, width = info.height, info.width
-            declared = (image.get("height"), image.get("width"))
-            if declared != (None, None) and declared != (height, width):
-                report.note(
-                    where,
-                    f"json says {declared[0]}x{declared[1]} but the image is {height}x{width}; "
-                    "boxes are normalised by the image's size",
-                )
+            height, width = size
         else:
             height, width = image.get("height") or 0, image.get("width") or 0
             if height <= 0 or width <= 0:

@@ -143,6 +143,34 @@ def try_probe(path: str) -> "tuple[ImageInfo | None, str | None]":
         return None, str(e)
 
 
+def checked_size(image_path: str, declared, report, where: str, source: str):
+    """The true `(height, width)` of an image file, or None after reporting it skipped.
+
+    Args:
+        image_path: the image file.
+        declared: `(height, width)` the annotation gives, or `(None, None)`/None.
+        report: the reader's `SkipReport`.
+        where: what a size mismatch is reported against (annotation file, image id).
+        source: how the annotation names the size ("json", "<size>").
+
+    Returns:
+        `(height, width)` from the file's header (boxes are normalised by it),
+        or None when the file is unreadable (skipped with its reason).
+    """
+    info, reason = try_probe(image_path)
+    if info is None:
+        report.skip_example(image_path, reason)
+        return None
+    size = (info.height, info.width)
+    if declared and tuple(declared) != (None, None) and tuple(declared) != size:
+        report.note(
+            where,
+            f"{source} says {declared[0]}x{declared[1]} but the image is {size[0]}x{size[1]}; "
+            "boxes are normalised by the image's size",
+        )
+    return size
+
+
 def decode_image(contents: tf.Tensor) -> tf.Tensor:
     """Decodes encoded image bytes to uint8 RGB `[H, W, 3]` (graph-mode safe).
 

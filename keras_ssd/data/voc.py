@@ -239,17 +239,10 @@ def read_records(
             )
             continue
         if check_images:
-            info, reason = image_files.try_probe(image_path)
-            if info is None:
-                report.skip_example(image_path, reason)
+            size = image_files.checked_size(image_path, parsed["size"], report, xml_path, "<size>")
+            if size is None:
                 continue
-            height, width = info.height, info.width
-            if parsed["size"] and parsed["size"] != (height, width):
-                report.note(
-                    xml_path,
-                    f"<size> says {parsed['size'][0]}x{parsed['size'][1]} but the image is "
-                    f"{height}x{width}; boxes are normalised by the image's size",
-                )
+            height, width = size
         else:
             if not parsed["size"] or min(parsed["size"]) <= 0:
                 report.skip_example(xml_path, "no valid <size> and check_images=False")
