@@ -30,18 +30,22 @@ def make_strategy(name="default"):
     raise ValueError(f"Unknown strategy {name!r}; valid strategies: {list(STRATEGIES)}")
 
 
+def _tf_config():
+    return json.loads(os.environ.get("TF_CONFIG", "{}"))
+
+
 def worker_index():
-    """This process's task index in `TF_CONFIG` (0 when not multi-worker)."""
-    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    """This process's task index in `TF_CONFIG` (0 when not multi-worker, -1 for other roles)."""
+    task = _tf_config().get("task", {})
     return int(task.get("index", 0)) if task.get("type", "worker") in ("worker", "chief") else -1
 
 
 def is_chief():
     """True for the process that writes checkpoints and logs."""
-    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    config = _tf_config()
+    task = config.get("task", {})
     if not task:
         return True
-    cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
-    if "chief" in cluster:
+    if "chief" in config.get("cluster", {}):
         return task.get("type") == "chief"
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0
