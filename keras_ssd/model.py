@@ -5,6 +5,7 @@ import keras
 from keras_ssd.backbones.conv import conv_relu
 from keras_ssd.backbones.vgg16 import load_vgg16_weights, vgg_features
 from keras_ssd.config import VGG16_WIDTHS, SSDConfig
+from keras_ssd.distribute import build_from_local_replica, in_multi_worker_mode, reducible_across_workers
 from keras_ssd.layers.l2_normalization import L2Normalization
 from keras_ssd.layers.preprocessing import VGGPreprocessing
 
@@ -74,6 +75,17 @@ class SSD(keras.Model):
         super().__init__(images, _multibox_heads(sources, cfg), **kwargs)
         self.ssd_config = cfg
         self.class_names = list(class_names) if class_names is not None else None
+
+    # Two Keras 3.15 TF-trainer hooks adjusted so that `fit` runs under
+    # MultiWorkerMirroredStrategy (keras-team/keras#20585); see keras_ssd.distribute.
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if iterator is None or self._distribute_strategy is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        build_from_local_replica(self, iterator)
+
+    def train_step(self, data):
+        logs = super().train_step(data)
+        return reducible_across_workers(logs) if in_multi_worker_mode(self.distribute_strategy) else logs
 
     def get_config(self):
         return {

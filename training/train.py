@@ -19,6 +19,7 @@ The paper's VOC07+12 SSD300 (77.2 mAP on VOC07 test, needs a GPU):
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -41,6 +42,7 @@ DEFAULTS = {
     "val_split": None,
     "image_dir": None,
     "dataset_options": None,
+    "augment": None,
     "val_image_dir": None,
     "num_classes": None,
     "epochs": 12,
@@ -66,6 +68,9 @@ DEFAULTS = {
 # the narrow ssd_tiny trains from scratch and takes a larger one.
 DEFAULT_LEARNING_RATES = {"ssd_tiny": 0.01}
 PAPER_LEARNING_RATE = 1e-3
+# Augmentation overrides per preset (fields of keras_ssd.data.AugmentOptions);
+# a preset not listed gets the paper's.
+DEFAULT_AUGMENT = {}
 
 
 def build_parser():
@@ -86,6 +91,10 @@ def build_parser():
     add("--dataset-options", type=json.loads,
         help='JSON keyword options for keras_ssd.data.load of every split, e.g. '
         '\'{"object_size": [0.1, 0.8]}\' for shapes or \'{"data_dir": "..."}\' for TFDS')
+    add("--augment", type=json.loads,
+        help="JSON: false for no augmentation, or keras_ssd.data.AugmentOptions fields that "
+        "override the paper's, e.g. '{\"max_expand_ratio\": 2}' (default: the preset's, see "
+        "DEFAULT_AUGMENT)")
     add("--val-image-dir", help="image directory of a COCO json --val-dataset")
     add("--num-classes", type=int, help="object classes (default: from the dataset)")
     add("--epochs", type=int)
@@ -108,6 +117,23 @@ def build_parser():
     add("--strategy", choices=list(STRATEGIES))
     add("--seed", type=int)
     return parser
+
+
+def _augment_options(preset, value):
+    """`train_pipeline`'s `augment`: False, or the paper's options updated by a dict."""
+    if value is None:
+        value = DEFAULT_AUGMENT.get(preset, {})
+    if value is False:
+        return False
+    if value is True:
+        value = {}
+    if not isinstance(value, dict):
+        raise ValueError(f"--augment must be false or a JSON object of AugmentOptions fields, got {value!r}")
+    fields = {f.name for f in dataclasses.fields(keras_ssd.data.AugmentOptions)}
+    unknown = sorted(set(value) - fields)
+    if unknown:
+        raise ValueError(f"--augment: unknown AugmentOptions field(s) {unknown}; valid: {sorted(fields)}")
+    return keras_ssd.data.AugmentOptions(**value)
 
 
 def _load(source, split, image_dir, limit=None, options=None):
@@ -167,6 +193,7 @@ def run(args):
         _load(args.dataset, args.train_split, args.image_dir, args.train_examples, args.dataset_options),
         cfg,
         args.batch_size,
+        augment=_augment_options(args.preset, args.augment),
         seed=args.seed,
     )
     if args.steps_per_epoch:

@@ -10,7 +10,10 @@ def conv_relu(x, filters, kernel_size, name, batch_norm=False, **conv_kwargs):
         x: float `[B, H, W, C]` tensor.
         filters, kernel_size, **conv_kwargs: as for `keras.layers.Conv2D`.
         name: the conv layer's name (the BN and ReLU take `name_bn`, `name_relu`).
-        batch_norm: insert `BatchNormalization` (folded into the conv by TFLite).
+        batch_norm: insert `BatchNormalization` (folded into the conv by TFLite),
+            synchronized across replicas so that distributed training uses
+            the global batch's statistics and every worker keeps the same
+            moving averages.
 
     Returns:
         float `[B, H', W', filters]`.
@@ -18,5 +21,5 @@ def conv_relu(x, filters, kernel_size, name, batch_norm=False, **conv_kwargs):
     if not batch_norm:
         return keras.layers.Conv2D(filters, kernel_size, activation="relu", name=name, **conv_kwargs)(x)
     x = keras.layers.Conv2D(filters, kernel_size, use_bias=False, name=name, **conv_kwargs)(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = keras.layers.BatchNormalization(synchronized=True, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)

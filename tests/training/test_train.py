@@ -103,11 +103,6 @@ def _free_ports(count):
     return ports
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Keras 3.15 model.fit under MultiWorkerMirroredStrategy fails while building the "
-    "model from a distributed batch (upstream keras-team/keras#20585); see NOTES.md",
-)
 def test_two_workers_end_with_identical_weights(tmp_path):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     output = tmp_path / "run"
