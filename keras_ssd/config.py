@@ -3,7 +3,8 @@
 The presets reproduce the paper's networks (Liu et al. 2016, arXiv 1512.02325,
 Table 1 and section 2.2; the Caffe `ssd_pascal.py` scripts give the exact
 min/max sizes and steps) and add `ssd_tiny`, the same design made small enough
-to train on a 2-core CPU in minutes.
+to train on a 2-core CPU in minutes, and `ssdlite320_mobilenetv2`, the mobile
+SSDLite of the MobileNetV2 paper (Sandler et al. 2018, section 6.2).
 """
 
 import dataclasses
@@ -11,6 +12,9 @@ from typing import Tuple, Union
 
 # Accepted values of `SSDConfig.clip_boxes` (True means "corners").
 CLIP_MODES = (False, True, "corners", "center")
+# Accepted values of `SSDConfig.backbone` and `SSDConfig.head`.
+BACKBONES = ("vgg16", "mobilenet_v2")
+HEADS = ("ssd", "ssdlite")
 
 VGG16_WIDTHS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 
@@ -18,6 +22,10 @@ VGG16_WIDTHS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 51
 @dataclasses.dataclass(frozen=True)
 class ExtraBlock:
     """One SSD extra feature block: a 1x1 conv then a kxk conv, both ReLU.
+
+    With `SSDConfig.head == "ssdlite"` the kxk conv is depthwise-separable
+    (kxk depthwise conv on the bottleneck, then a 1x1 conv to `filters`) and
+    every conv is followed by batch norm and ReLU6.
 
     Attributes:
         bottleneck_filters: filters of the 1x1 conv.
@@ -46,13 +54,25 @@ class SSDConfig:
         name: preset name (informational).
         num_classes: object classes, background excluded.
         image_size: side of the square network input in pixels.
-        backbone: backbone family; "vgg16" (VGG-style, widths below).
-        vgg_widths: filters of each conv in VGG blocks 1..5.
+        backbone: one of `BACKBONES`: "vgg16" (VGG-style, widths below; the
+            sources are conv4_3, L2-normalised, and fc7) or "mobilenet_v2"
+            (`keras.applications.MobileNetV2`; the sources are block 13's
+            expansion output, 576 channels at stride 16, and the final
+            1280-channel 1x1 conv at stride 32, as in the TF Object Detection
+            API's ssdlite_mobilenet_v2).
+        head: one of `HEADS`: "ssd" (the paper: extra blocks of a 1x1 and a
+            kxk conv with ReLU, 3x3 conv predictors) or "ssdlite" (Sandler et
+            al. 2018, section 6.2: the extra blocks' kxk conv and the 3x3
+            predictors are depthwise-separable, with batch norm and ReLU6
+            after every conv but the final 1x1 predictors).
+        vgg_widths: filters of each conv in VGG blocks 1..5 (vgg16 only).
         fc6_filters, fc6_dilation, fc7_filters: the converted fully connected
-            layers (fc6 is 3x3 dilated, fc7 is 1x1).
+            layers (fc6 is 3x3 dilated, fc7 is 1x1; vgg16 only).
         batch_norm: batch normalisation after every base and extra conv (not
-            in the paper; `ssd_tiny` uses it to train from scratch quickly).
-        extra_blocks: extra feature blocks appended after fc7.
+            in the paper's VGG SSD; `ssd_tiny` uses it to train from scratch
+            quickly). MobileNetV2 and the "ssdlite" head always have it, so
+            they require True.
+        extra_blocks: extra feature blocks appended after the last backbone source.
         feature_map_sizes: expected side of each source map (checked by
             `build_ssd`).
         steps: pixel stride of the default-box centres on each source.
@@ -67,7 +87,10 @@ class SSDConfig:
         pixel_mean_bgr: per-channel mean, BGR order, subtracted from the 0..255
             input by the model's preprocessing layer (default: Caffe/Keras VGG16's
             ImageNet mean; torchvision's SSD300 uses 255 * its RGB `image_mean`).
-        l2norm_scale: initial per-channel scale of the conv4_3 L2Normalization.
+            vgg16 only: mobilenet_v2 maps 0..255 to [-1, 1] (x / 127.5 - 1),
+            as `keras.applications.mobilenet_v2.preprocess_input` does.
+        l2norm_scale: initial per-channel scale of the conv4_3 L2Normalization
+            (vgg16 only).
         variances: encoding variances for (y, x, h, w).
         match_iou_threshold: IoU at or above which a default box is positive.
         neg_pos_ratio: hard negatives per positive in the loss.
@@ -81,6 +104,7 @@ class SSDConfig:
     num_classes: int = 20
     image_size: int = 300
     backbone: str = "vgg16"
+    head: str = "ssd"
     vgg_widths: Tuple[Tuple[int, ...], ...] = VGG16_WIDTHS
     fc6_filters: int = 1024
     fc6_dilation: int = 6
@@ -133,8 +157,15 @@ class SSDConfig:
             raise ValueError(f"num_classes must be a positive int, got {self.num_classes!r}")
         if self.image_size < 32:
             raise ValueError(f"image_size must be at least 32 px, got {self.image_size!r}")
-        if self.backbone != "vgg16":
-            raise ValueError(f"Unknown backbone {self.backbone!r}; valid: 'vgg16'")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"Unknown backbone {self.backbone!r}; valid: {BACKBONES}")
+        if self.head not in HEADS:
+            raise ValueError(f"Unknown head {self.head!r}; valid: {HEADS}")
+        if not self.batch_norm and (self.backbone == "mobilenet_v2" or self.head == "ssdlite"):
+            raise ValueError(
+                f"backbone {self.backbone!r} with head {self.head!r} is batch-normalised "
+                "throughout; batch_norm must be True, got False"
+            )
         per_source = {
             "steps": self.steps,
             "min_sizes": self.min_sizes,
@@ -150,7 +181,7 @@ class SSDConfig:
         if n != 2 + len(self.extra_blocks):
             raise ValueError(
                 f"feature_map_sizes has {n} sources but the network has "
-                f"{2 + len(self.extra_blocks)} (conv4_3, fc7 and {len(self.extra_blocks)} extras)"
+                f"{2 + len(self.extra_blocks)} (2 from the backbone and {len(self.extra_blocks)} extras)"
             )
         for lo, hi in zip(self.min_sizes, self.max_sizes):
             if not 0 < lo <= hi:
@@ -231,6 +262,54 @@ def _tiny_preset() -> SSDConfig:
     )
 
 
+def _ssdlite_preset() -> SSDConfig:
+    """SSDLite on MobileNetV2 at 320 px (Sandler et al. 2018, section 6.2; the TF
+    Object Detection API's ssdlite_mobilenet_v2 and torchvision's ssdlite320 are
+    the references).
+
+    Sources (side at 320 px, channels): block 13's expansion output (20, 576,
+    stride 16), MobileNetV2's final 1x1 conv (10, 1280, stride 32), then four
+    extra blocks of a 1x1 bottleneck to half the depth, a 3x3 stride-2
+    depthwise conv (1 px zero padding) and a 1x1 conv to 512, 256, 256, 128:
+    sides 5, 3, 2, 1 (ceil halving). Map sizes 20, 10, 5, 3, 2, 1.
+
+    Default boxes: 6 per location on every source (ratios 1, 2, 1/2, 3, 1/3
+    and the extra sqrt(s_k s_{k+1}) box, as torchvision's ssdlite320), i.e.
+    6 * (400 + 100 + 25 + 9 + 4 + 1) = 3234 boxes. Scales s_k = 0.1, 0.2,
+    0.35, 0.5, 0.65, 0.8 and s_{k+1} of the last = 0.95: the TF OD API's
+    linear 0.2..0.95 shifted down one source, its lowest-layer 0.1 box made a
+    full source, so objects down to ~30 px have a matching box (min sizes 32,
+    64, 112, 160, 208, 256 px; max sizes 64, 112, 160, 208, 256, 304 px).
+    Steps 320 / side: 16, 32, 64, 106.67, 160, 320.
+
+    Parameters at 20 classes: 3,449,860 = MobileNetV2 without its top
+    2,257,984 + extras 661,568 + predictors 530,308 (derived layer by layer
+    in tests/test_ssdlite.py).
+    """
+    size = 320
+    maps = (20, 10, 5, 3, 2, 1)
+    scales = (0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95)
+    sizes = [round(s * size, 2) for s in scales]
+    return SSDConfig(
+        name="ssdlite320_mobilenetv2",
+        image_size=size,
+        backbone="mobilenet_v2",
+        head="ssdlite",
+        batch_norm=True,
+        extra_blocks=(
+            ExtraBlock(256, 512, 3, 2, 1),
+            ExtraBlock(128, 256, 3, 2, 1),
+            ExtraBlock(128, 256, 3, 2, 1),
+            ExtraBlock(64, 128, 3, 2, 1),
+        ),
+        feature_map_sizes=maps,
+        steps=tuple(size / f for f in maps),
+        min_sizes=tuple(sizes[:-1]),
+        max_sizes=tuple(sizes[1:]),
+        aspect_ratios=((2, 3),) * len(maps),
+    )
+
+
 PRESETS = {
     "ssd300_vgg16": SSDConfig(),
     "ssd512_vgg16": SSDConfig(
@@ -250,4 +329,5 @@ PRESETS = {
         aspect_ratios=((2,), (2, 3), (2, 3), (2, 3), (2, 3), (2,), (2,)),
     ),
     "ssd_tiny": _tiny_preset(),
+    "ssdlite320_mobilenetv2": _ssdlite_preset(),
 }

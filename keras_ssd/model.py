@@ -2,40 +2,57 @@
 
 import keras
 
+from keras_ssd import ssdlite
+from keras_ssd.backbones import mobilenet_v2, vgg16
 from keras_ssd.backbones.conv import conv_relu
-from keras_ssd.backbones.vgg16 import load_vgg16_weights, vgg_features
-from keras_ssd.config import VGG16_WIDTHS, SSDConfig
+from keras_ssd.config import SSDConfig
 from keras_ssd.distribute import build_from_local_replica, in_multi_worker_mode, reducible_across_workers
-from keras_ssd.layers.l2_normalization import L2Normalization
-from keras_ssd.layers.preprocessing import VGGPreprocessing
+
+
+def _extra_block(x, block, name, batch_norm):
+    """The paper's extra block: 1x1 conv `{name}_1`, padding, kxk conv `{name}_2`, ReLU."""
+    x = conv_relu(x, block.bottleneck_filters, 1, f"{name}_1", batch_norm)
+    if block.padding:
+        x = keras.layers.ZeroPadding2D(block.padding, name=f"{name}_2_pad")(x)
+    return conv_relu(x, block.filters, block.kernel_size, f"{name}_2", batch_norm, strides=block.strides)
+
+
+def _predictor(source, filters, name):
+    """The paper's prediction layer: a linear 3x3 conv `name`."""
+    return keras.layers.Conv2D(filters, 3, padding="same", name=name)(source)
+
+
+# `SSDConfig.backbone` -> (raw images, cfg -> its 2 source maps; weights loader).
+_BACKBONES = {
+    "vgg16": (vgg16.source_maps, vgg16.load_vgg16_weights),
+    "mobilenet_v2": (mobilenet_v2.source_maps, mobilenet_v2.load_mobilenet_v2_weights),
+}
+# `SSDConfig.head` -> (extra block builder, prediction layer builder).
+_HEADS = {
+    "ssd": (_extra_block, _predictor),
+    "ssdlite": (lambda x, block, name, batch_norm: ssdlite.extra_block(x, block, name), ssdlite.predictor),
+}
 
 
 def _source_maps(images, cfg):
     """Preprocesses raw images and returns the list of source feature maps."""
-    x = VGGPreprocessing(cfg.pixel_mean_bgr, name="preprocessing")(images)
-    conv4_3, fc7 = vgg_features(x, cfg)
-    sources = [L2Normalization(cfg.l2norm_scale, name="conv4_3_norm")(conv4_3), fc7]
-    x = fc7
+    sources = _BACKBONES[cfg.backbone][0](images, cfg)
+    extra_block = _HEADS[cfg.head][0]
+    x = sources[-1]
     # Caffe numbers the extra blocks conv6 .. conv(5 + n) after fc6/fc7.
     for index, block in enumerate(cfg.extra_blocks, start=6):
-        x = conv_relu(x, block.bottleneck_filters, 1, f"conv{index}_1", cfg.batch_norm)
-        if block.padding:
-            x = keras.layers.ZeroPadding2D(block.padding, name=f"conv{index}_2_pad")(x)
-        x = conv_relu(
-            x, block.filters, block.kernel_size, f"conv{index}_2", cfg.batch_norm, strides=block.strides
-        )
+        x = extra_block(x, block, f"conv{index}", cfg.batch_norm)
         sources.append(x)
     return sources
 
 
 def _multibox_heads(sources, cfg):
-    """3x3 conv heads on every source -> `y_pred` `[B, N, 4 + num_classes + 1]`."""
+    """Prediction layers on every source -> `y_pred` `[B, N, 4 + num_classes + 1]`."""
+    predictor = _HEADS[cfg.head][1]
     offsets, logits = [], []
     for k, (source, boxes) in enumerate(zip(sources, cfg.boxes_per_location)):
-        loc = keras.layers.Conv2D(boxes * 4, 3, padding="same", name=f"loc_{k}")(source)
-        conf = keras.layers.Conv2D(
-            boxes * (cfg.num_classes + 1), 3, padding="same", name=f"conf_{k}"
-        )(source)
+        loc = predictor(source, boxes * 4, f"loc_{k}")
+        conf = predictor(source, boxes * (cfg.num_classes + 1), f"conf_{k}")
         offsets.append(keras.layers.Reshape((-1, 4), name=f"loc_{k}_flat")(loc))
         logits.append(keras.layers.Reshape((-1, cfg.num_classes + 1), name=f"conf_{k}_flat")(conf))
     offsets = keras.layers.Concatenate(axis=1, name="box_offsets")(offsets)
@@ -105,9 +122,11 @@ def build_ssd(cfg, backbone_weights=None, class_names=None):
 
     Args:
         cfg: an `SSDConfig`, e.g. `SSDConfig.from_preset("ssd300_vgg16")`.
-        backbone_weights: None (random), "imagenet" (Keras' VGG16 download), or a
-            path to weights saved from `keras.applications.VGG16`. fc6/fc7 are
-            subsampled from fc1/fc2 when the weights include them.
+        backbone_weights: None (random), "imagenet" (Keras' download of the
+            backbone's ImageNet weights), or a path to weights saved from
+            `keras.applications.VGG16` (vgg16; fc6/fc7 are subsampled from
+            fc1/fc2 when the weights include them) or
+            `keras.applications.MobileNetV2` (mobilenet_v2, width 1.0).
         class_names: optional names of the `num_classes` classes, kept in the model.
 
     Returns:
@@ -116,10 +135,5 @@ def build_ssd(cfg, backbone_weights=None, class_names=None):
     """
     model = SSD(cfg, class_names=class_names)
     if backbone_weights is not None:
-        if cfg.vgg_widths != VGG16_WIDTHS:
-            raise ValueError(
-                f"backbone_weights={backbone_weights!r} needs VGG16 widths, but preset "
-                f"{cfg.name!r} has vgg_widths={cfg.vgg_widths}; pass backbone_weights=None"
-            )
-        load_vgg16_weights(model, backbone_weights)
+        _BACKBONES[cfg.backbone][1](model, backbone_weights)
     return model

@@ -14,7 +14,25 @@ import keras
 import numpy as np
 
 from keras_ssd.backbones.conv import conv_relu
+from keras_ssd.backbones.keras_applications import keras_application
 from keras_ssd.config import VGG16_WIDTHS
+from keras_ssd.layers.l2_normalization import L2Normalization
+from keras_ssd.layers.preprocessing import VGGPreprocessing
+
+
+def source_maps(images, cfg):
+    """SSD's two VGG sources from raw images: L2-normalised conv4_3 and fc7.
+
+    Args:
+        images: float `[B, S, S, 3]` RGB in 0..255.
+        cfg: `SSDConfig`; uses `pixel_mean_bgr`, `l2norm_scale` and the VGG fields.
+
+    Returns:
+        `[conv4_3_norm, fc7]`: `[B, S/8, S/8, C4]` (ceil) and `[B, S/16, S/16, fc7_filters]`.
+    """
+    x = VGGPreprocessing(cfg.pixel_mean_bgr, name="preprocessing")(images)
+    conv4_3, fc7 = vgg_features(x, cfg)
+    return [L2Normalization(cfg.l2norm_scale, name="conv4_3_norm")(conv4_3), fc7]
 
 
 def vgg_features(images, cfg):
@@ -46,23 +64,6 @@ def vgg_features(images, cfg):
     return conv4_3, fc7
 
 
-def _keras_vgg16(weights):
-    """`keras.applications.VGG16` with `weights`, with the top when the weights have it."""
-    if weights == "imagenet":
-        return keras.applications.VGG16(include_top=True, weights="imagenet")
-    try:
-        return keras.applications.VGG16(include_top=True, weights=weights)
-    except ValueError:
-        pass
-    try:
-        return keras.applications.VGG16(include_top=False, weights=weights)
-    except ValueError as error:
-        raise ValueError(
-            f"Backbone weights file {weights!r} is not a keras.applications.VGG16 weights file "
-            f"(with or without the top): {error}"
-        ) from error
-
-
 def subsample_fc(fc1_kernel, fc1_bias, fc2_kernel, fc2_bias):
     """The paper's "reduced" fc6/fc7 from VGG16's fc1/fc2.
 
@@ -89,8 +90,19 @@ def load_vgg16_weights(model, weights):
 
     Returns:
         Names of the layers that received weights.
+
+    Raises:
+        ValueError: the model's VGG widths are not VGG16's, or `weights` is
+            not a VGG16 weights file.
     """
-    source = _keras_vgg16(weights)
+    cfg = model.ssd_config
+    if cfg.vgg_widths != VGG16_WIDTHS:
+        raise ValueError(
+            f"backbone_weights={weights!r} needs VGG16 widths, but preset "
+            f"{cfg.name!r} has vgg_widths={cfg.vgg_widths}; pass backbone_weights=None"
+        )
+    # With the top when the file has it: fc1/fc2 give fc6/fc7.
+    source = keras_application(keras.applications.VGG16, weights, imagenet_top=True)
     loaded = []
     for block, widths in enumerate(VGG16_WIDTHS, start=1):
         for i in range(1, len(widths) + 1):
