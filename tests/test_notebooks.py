@@ -68,7 +68,7 @@ def run_notebook(name, overrides, workdir):
         f"{key} = {value!r}" for key, value in overrides.items()
     )
     for key in overrides:
-        assert re.search(rf"^{key} = ", notebook.cells[index].source, re.M), (
+        assert re.search(rf"^{key} = ", notebook.cells[index].source, re.MULTILINE), (
             f"{name}'s parameters cell has no {key}"
         )
     injected = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
