@@ -1,4 +1,4 @@
-"""The paper's optimiser: SGD with momentum, weight decay, warm-up and decay."""
+"""Optimisers: the paper's SGD with momentum and weight decay, or AdamW; warm-up then decay."""
 
 import math
 
@@ -115,3 +115,31 @@ def build_sgd(
     )
     optimizer.exclude_from_weight_decay(var_names=["bias", "scale"])
     return optimizer
+
+
+def build_adamw(learning_rate, batch_size, total_steps, warmup_steps, decay="cosine", weight_decay=5e-4, clip_norm=None):
+    """AdamW on the same warm-up and decay schedule as `build_sgd`.
+
+    Not the paper's optimiser: small networks trained from scratch in a few
+    epochs (ssd_tiny on "shapes") converge faster with it than with SGD.
+
+    Args:
+        learning_rate: learning rate at batch 32; the peak is scaled by batch/32.
+        batch_size, total_steps, warmup_steps, decay: as for `build_sgd`.
+        weight_decay: AdamW's decoupled rate (`w -= lr * weight_decay * w`).
+        clip_norm: clip gradients to this global norm (None: off).
+
+    Returns:
+        A `keras.optimizers.AdamW`.
+    """
+    peak = learning_rate * batch_size / REFERENCE_BATCH_SIZE
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=WarmUpDecay(peak, total_steps, warmup_steps, decay),
+        weight_decay=weight_decay or 0.0,
+        global_clipnorm=clip_norm,
+    )
+    optimizer.exclude_from_weight_decay(var_names=["bias", "scale"])
+    return optimizer
+
+
+OPTIMIZERS = {"sgd": build_sgd, "adamw": build_adamw}

@@ -22,7 +22,11 @@ class VGGPreprocessing(keras.layers.Layer):
         self.mean = tuple(float(m) for m in mean)
 
     def call(self, inputs):
-        bgr = ops.flip(ops.cast(inputs, self.compute_dtype), axis=-1)
+        # A gather, not a flip: in int8 TFLite models the flip (REVERSE_V2)
+        # came out ~47 quantisation steps (RMS) off the float result (per
+        # tf.lite.experimental.QuantizationDebugger) and cost ~6 VOC07 mAP
+        # points; the GATHER that `take` becomes is exact.
+        bgr = ops.take(ops.cast(inputs, self.compute_dtype), [2, 1, 0], axis=-1)
         return bgr - ops.convert_to_tensor(self.mean, dtype=self.compute_dtype)
 
     def get_config(self):

@@ -109,13 +109,12 @@ def _voc07_map(detector, examples, batch=16):
     return evaluator.result()["mAP"]
 
 
-# Issue 5 asks for int8 within 2 mAP points of float32. Measured on this briefly
-# trained ssd_tiny: float32 0.604, int8 0.554 (5 points) without batch norm, and
-# float32 0.612, int8 0.539 (7.2 points) with it (ea8ba58). Suspected, not proven:
-# the int8 L2_NORMALIZATION kernel has a fixed output scale of 1/128 while the
-# normalised conv4_3 values are ~0.1, so the first source map keeps ~4 bits.
-# This bound guards against regressions; it is not the issue's target.
-INT8_MAX_MAP_DROP = 0.10
+# Issue 5 asks for int8 within 2 mAP points of float32 on the shapes validation
+# split; tests/export/test_demo_model.py checks that on the shipped demo model.
+# This briefly trained model on easy shapes measured (2026-11-24) float32 0.750,
+# int8 0.726 with the preprocessing's channel flip as a GATHER, and int8 0.670
+# with it as REVERSE_V2 (whose int8 output was ~47 quantisation steps off).
+INT8_MAX_MAP_DROP = 0.04
 
 
 @pytest.mark.slow
