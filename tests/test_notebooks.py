@@ -23,11 +23,11 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 CELL_TIMEOUT_S = 600
 
 # The quickstart at these settings (4 epochs x 256 images, batch 16, 100 validation
-# images) printed VOC07 mAP 0.215 (SEED 0), 0.637 (SEED 1), 0.622 (SEED 2), and
-# 0.418 for SEED 0 in a script doing the same steps: CPU training is not bit-repeatable
-# and the first epochs are steep. 3 epochs gave 0.133 and 0.492. An untrained network
-# scores ~0.01. The floor is half the lowest value seen: a run that learns clears it, a
-# broken loss, encoder, decoder or evaluator does not.
+# images) printed VOC07 mAP 0.215 (SEED 0, twice), 0.637 (SEED 1), 0.622 (SEED 2); a
+# script with the same settings in another order (other initial weights) reached 0.418.
+# The first epochs are steep and the result depends on the initialisation: 3 epochs gave
+# 0.133 and 0.492. An untrained network scores ~0.01. The floor is half the lowest value
+# seen: a run that learns clears it, a broken loss, encoder, decoder or evaluator does not.
 QUICKSTART_SMALL = {"EPOCHS": 4, "TRAIN_EXAMPLES": 256, "VAL_EXAMPLES": 100}
 QUICKSTART_MAP_FLOOR = 0.1
 # Data writing, the three loaders and one fine-tuning epoch; no pre-training.
