@@ -31,7 +31,7 @@ import keras_ssd
 from keras_ssd import evaluation
 from keras_ssd.callbacks import ResumableBackup, SafeModelCheckpoint
 from keras_ssd.distribute import STRATEGIES, is_chief, make_strategy, worker_index
-from keras_ssd.optimizers import build_sgd
+from keras_ssd.optimizers import OPTIMIZERS
 from training import options
 
 DEFAULTS = {
@@ -49,6 +49,7 @@ DEFAULTS = {
     "batch_size": 32,
     "learning_rate": None,
     "warmup_epochs": 1.0,
+    "optimizer": "sgd",
     "schedule": "cosine",
     "weight_decay": 5e-4,
     "clip_norm": 10.0,
@@ -101,6 +102,7 @@ def build_parser():
     add("--batch-size", type=int, help="global batch size")
     add("--learning-rate", type=float, help="learning rate at batch 32 (scaled linearly)")
     add("--warmup-epochs", type=float)
+    add("--optimizer", choices=list(OPTIMIZERS), help="sgd (the paper's, default) or adamw")
     add("--schedule", choices=["cosine", "step"])
     add("--weight-decay", type=float, help="the paper's L2 weight decay (5e-4)")
     add("--clip-norm", type=float, help="clip gradients to this global norm; 0 turns it off")
@@ -223,7 +225,7 @@ def run(args):
 
     with strategy.scope():
         model = keras_ssd.build_ssd(cfg, backbone_weights=args.backbone_weights, class_names=names)
-        optimizer = build_sgd(
+        optimizer = OPTIMIZERS[args.optimizer](
             learning_rate,
             args.batch_size,
             total_steps,
