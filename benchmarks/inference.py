@@ -10,7 +10,6 @@ random images. GFLOP/s counts 2 FLOPs per multiply-accumulate of every conv
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -19,17 +18,7 @@ import tensorflow as tf  # noqa: E402
 
 import keras_ssd  # noqa: E402
 from keras_ssd.model_stats import count_macs  # noqa: E402
-
-
-def images_per_second(fn, images, seconds):
-    """Calls `fn(images)` for about `seconds` after two warm-up calls; returns images/s."""
-    for _ in range(2):
-        fn(images).numpy()
-    calls, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds or calls < 3:
-        fn(images).numpy()
-        calls += 1
-    return calls * len(images) / (time.perf_counter() - start)
+from timing import images_per_second  # noqa: E402  (benchmarks/timing.py)
 
 
 def main():
@@ -51,7 +40,7 @@ def main():
         forward = tf.function(lambda x: model(x, training=False), jit_compile=jit)
         for batch in args.batch_sizes:
             images = tf.constant(rng.uniform(0, 255, (batch, cfg.image_size, cfg.image_size, 3)), tf.float32)
-            rate = images_per_second(forward, images, args.seconds)
+            rate = images_per_second(lambda: forward(images).numpy(), batch, args.seconds)
             mode = "tf.function+XLA" if jit else "tf.function"
             print(f"{mode:<14}{batch:>6}{rate:>10.2f}{1000 / rate:>10.1f}{rate * gflop:>10.1f}", flush=True)
 

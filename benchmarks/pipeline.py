@@ -16,7 +16,6 @@ the pipeline never limits training.
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -26,6 +25,7 @@ import tensorflow as tf
 
 import keras_ssd
 from keras_ssd import data
+from timing import images_per_second  # benchmarks/timing.py
 
 
 def pipeline_throughput(cfg, batch_size, batches, examples=64):
@@ -36,14 +36,8 @@ def pipeline_throughput(cfg, batch_size, batches, examples=64):
         pass
     ds = data.train_pipeline(source, cfg, batch_size, seed=0, repeat=True)
     it = iter(ds)
-    for _ in range(3):  # warm-up: tracing, autotune
-        next(it)
-    start = time.perf_counter()
-    for _ in range(batches):
-        _, y_true = next(it)
-    _ = y_true.numpy()
-    elapsed = time.perf_counter() - start
-    return batches * batch_size / elapsed
+    # Warm-up: tracing, autotune.
+    return images_per_second(lambda: next(it)[1].numpy(), batch_size, 0, warmup=3, min_calls=batches)
 
 
 def training_throughput(cfg, batch_size, steps):
@@ -58,11 +52,10 @@ def training_throughput(cfg, batch_size, steps):
     ).astype("float32")
     boxes = tf.constant([[0.1, 0.1, 0.5, 0.4], [0.3, 0.5, 0.9, 0.95]])
     y_true = np.stack([encoder(boxes, tf.constant([1, 5])).numpy()] * batch_size)
-    model.train_on_batch(images, y_true)  # warm-up: tracing
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(images, y_true)
-    return steps * batch_size / (time.perf_counter() - start)
+    # Warm-up: tracing.
+    return images_per_second(
+        lambda: model.train_on_batch(images, y_true), batch_size, 0, warmup=1, min_calls=steps
+    )
 
 
 def main():

@@ -1,0 +1,379 @@
+"""keras_ssd against torchvision's SSD300 on this machine, side by side (issue 7).
+
+    python benchmarks/compare.py [--repeats 5] [--train-repeats 3] [--no-torch]
+    python benchmarks/compare.py --quick          # ssd_tiny, one round, no warm-up, no torch:
+                                                  # a smoke test (tests/test_benchmarks.py)
+
+Prints a markdown table of images/s, SSD300 at 20 classes, batch 1 and 8:
+
+* keras_ssd inference with post-processing (`build_detector`: decode, softmax,
+  per-class top-k, NMS) through `predict_on_batch`, a `tf.function`, a
+  `tf.function` whose network part is XLA-compiled, the exported SavedModel
+  (`serving_default`, uint8 images) and `.tflite` files (float32,
+  dynamic-range, int8) run by `ai_edge_litert` (batch 1 only in TFLite: batch
+  8 is 8 invocations; one interpreter thread by default, because more than one
+  makes ai-edge-litert 2.3's `TFLite_Detection_PostProcess` corrupt the heap
+  and abort when many boxes pass the score threshold);
+* the network alone (no post-processing), so decode + NMS's share of
+  inference is `1 - t_network / t_detector` on the same batch;
+* the training step at batch 8 (`train_on_batch`, i.e. `model.fit`'s step,
+  with `SSDLoss` and SGD momentum 0.9), without and with XLA;
+* the input pipeline (`keras_ssd.data.train_pipeline`, augment + encode);
+* achieved GFLOP/s against the machine's peak (`--peak-gflops`), counting 2
+  FLOPs per conv multiply-accumulate (`keras_ssd.model_stats.count_macs`) and
+  3x the forward FLOPs for a training step.
+
+When `torch` and `torchvision` import, the same process builds torchvision's
+`ssd300_vgg16(num_classes=21, weights=None)` (random init, eval mode) and gives
+the keras_ssd model its exact weights (`keras_ssd.convert`), so both detectors
+see the same images, produce the same raw outputs and post-process the same
+candidates: score > 0.01, top 400 per class, NMS IoU 0.45, 200 per image on
+both sides (torchvision's defaults and `torchvision_ssd300_config`'s). Its
+`model(images)` includes its resize/normalise transform and postprocess; its
+training step is `sum(model(images, targets).values()).backward()` + SGD
+(momentum 0.9), which also matches anchors to boxes (keras_ssd does that in
+tf.data). Torch gets as many threads as TensorFlow (`torch.set_num_threads`).
+
+Every case is warmed up, then sampled once per round, the cases in turn
+(rotated each round), and the median of the rounds is reported; frameworks
+alternate within a round, so machine load hits both alike and the keras/torch
+ratios hold even when absolute figures move. The date, the command and the
+load average (`os.getloadavg()`) before and after are printed with the table.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import tensorflow as tf
+from pipeline import pipeline_throughput
+from timing import interleaved_seconds, load_average
+
+import keras_ssd
+from keras_ssd import export
+from keras_ssd.model_stats import count_macs
+
+# (score threshold, top-k per class, NMS IoU, detections per image): both sides.
+POSTPROCESS = {"score_threshold": 0.01, "pre_nms_top_k": 400, "nms_iou_threshold": 0.45, "max_detections": 200}
+# Ground truth of the training step: normalised yxyx, 0-based object classes.
+TRAIN_BOXES = np.array([[0.1, 0.1, 0.5, 0.4], [0.3, 0.5, 0.9, 0.95]], np.float32)
+TRAIN_LABELS = np.array([1, 5], np.int32)
+
+
+def log(message):
+    print(f"[{datetime.datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def import_torch():
+    """(torch, torchvision), or None when either is missing."""
+    try:
+        import torch
+        import torchvision
+    except ImportError:
+        return None
+    return torch, torchvision
+
+
+# --- keras_ssd -------------------------------------------------------------------
+
+
+def keras_models(args, torch_side):
+    """(model, torch_model or None): keras_ssd's SSD, with torchvision's weights when it runs."""
+    if torch_side is None:
+        cfg = keras_ssd.SSDConfig.from_preset(args.preset, num_classes=args.num_classes)
+        return keras_ssd.build_ssd(cfg), None
+    torch, torchvision = torch_side
+    from keras_ssd.convert import convert_torchvision_ssd300
+
+    torch.manual_seed(0)
+    torch_model = torchvision.models.detection.ssd300_vgg16(
+        weights=None, weights_backbone=None, num_classes=args.num_classes + 1
+    ).eval()
+    # The converter takes torchvision's own post-processing settings.
+    torch_model.score_thresh = POSTPROCESS["score_threshold"]
+    torch_model.topk_candidates = POSTPROCESS["pre_nms_top_k"]
+    torch_model.nms_thresh = POSTPROCESS["nms_iou_threshold"]
+    torch_model.detections_per_img = POSTPROCESS["max_detections"]
+    state = {key: value.detach().numpy() for key, value in torch_model.state_dict().items()}
+    return convert_torchvision_ssd300(state), torch_model
+
+
+def twin(model):
+    """A second, independent copy of `model` (own variables, own compiled step)."""
+    copy = model.__class__.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def keras_inference_cases(model, detector, images, args):
+    """name -> zero-argument callable, for one batch of uint8 `images` [B, S, S, 3]."""
+    floats = tf.constant(images, tf.float32)
+    decoder = detector.get_layer("detection_decoder")
+    network = tf.function(lambda x: model(x, training=False))
+    network_xla = tf.function(lambda x: model(x, training=False), jit_compile=True)
+    detect = tf.function(lambda x: detector(x, training=False))
+    # combined_non_max_suppression has no XLA kernel: XLA compiles the network only.
+    detect_xla = tf.function(lambda x: decoder(network_xla(x)))
+    decode = tf.function(decoder)
+    y_pred = network(floats)
+    cases = {
+        "predict": lambda: detector.predict_on_batch(floats),
+        "tf.function": lambda: detect(floats)["num_detections"].numpy(),
+        "tf.function+XLA": lambda: detect_xla(floats)["num_detections"].numpy(),
+        "network": lambda: network(floats).numpy(),
+        "decoder": lambda: decode(y_pred)["num_detections"].numpy(),
+    }
+    if args.saved_model is not None:
+        uint8 = tf.constant(images)
+        cases["SavedModel"] = lambda: args.saved_model(images=uint8)["num_detections"].numpy()
+    for name, tflite in args.tflite.items():
+        cases[name] = lambda tflite=tflite: tflite(images)["num_detections"]
+    return cases
+
+
+def tflite_detectors(model, images, tmp, quick, threads):
+    """name -> `TFLiteDetector` for float32, dynamic-range and int8 files of `model`."""
+    detectors = {}
+    names = {"none": "TFLite float32", "dynamic": "TFLite dynamic", "int8": "TFLite int8"}
+    for quantize, name in names.items():
+        log(f"converting to {name}")
+        path = os.path.join(tmp, f"model_{quantize}.tflite")
+        calibration = images[: 2 if quick else 8] if quantize == "int8" else None
+        export.export_tflite(
+            model, path, quantize=quantize, calibration=calibration, verbose=False, **POSTPROCESS
+        )
+        detectors[name] = export.TFLiteDetector(path, num_threads=threads)
+    return detectors
+
+
+def keras_train_step(model, images, jit_compile):
+    """`model.fit`'s step on a compiled copy of `model`: one call = one batch."""
+    cfg = model.ssd_config
+    copy = twin(model)
+    copy.compile(
+        optimizer=keras.optimizers.SGD(1e-3, momentum=0.9),
+        loss=keras_ssd.SSDLoss(),
+        jit_compile=jit_compile,
+    )
+    encoder = keras_ssd.TargetEncoder(cfg)
+    y_true = encoder(tf.constant(TRAIN_BOXES), tf.constant(TRAIN_LABELS)).numpy()
+    y_true = np.stack([y_true] * len(images))
+    floats = images.astype(np.float32)
+    return lambda: copy.train_on_batch(floats, y_true)
+
+
+# --- torchvision -------------------------------------------------------------------
+
+
+def torch_inference_cases(torch, torch_model, images):
+    """torchvision's `model(images)` (transform + network + postprocess) and network alone."""
+    tensors = list(torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0))
+
+    def detect():
+        with torch.inference_mode():
+            detections = torch_model(tensors)
+        return [d["boxes"].shape for d in detections]
+
+    def network():
+        with torch.inference_mode():
+            transformed, _ = torch_model.transform(tensors)
+            features = list(torch_model.backbone(transformed.tensors).values())
+            return torch_model.head(features)["cls_logits"].shape
+
+    return {"torch": detect, "torch network": network}
+
+
+def torch_train_step(torch, torch_model, images):
+    """torchvision's training step on a copy of `torch_model`: loss, backward, SGD step."""
+    import copy
+
+    model = copy.deepcopy(torch_model).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    size = images.shape[1]
+    xyxy = torch.from_numpy(TRAIN_BOXES[:, [1, 0, 3, 2]] * size)
+    targets = [
+        {"boxes": xyxy, "labels": torch.from_numpy(TRAIN_LABELS.astype(np.int64) + 1)}
+        for _ in images
+    ]
+    tensors = list(torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0))
+
+    def step():
+        optimizer.zero_grad()
+        loss = sum(model(tensors, targets).values())
+        loss.backward()
+        optimizer.step()
+        return float(loss)
+
+    return step
+
+
+# --- the table -------------------------------------------------------------------------
+
+
+def fmt(value, digits=2):
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def row(what, batch, keras_rate, torch_rate=None, gflop=None, peak=None):
+    ratio = None if keras_rate is None or torch_rate is None else keras_rate / torch_rate
+    achieved = "—"
+    if gflop is not None and keras_rate is not None:
+        gflops = keras_rate * gflop
+        achieved = f"{gflops:.0f} ({100 * gflops / peak:.0f}%)"
+    return f"| {what} | {batch} | {fmt(keras_rate)} | {fmt(torch_rate)} | {fmt(ratio)} | {achieved} |"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="ssd_tiny, one round, no warm-up, no torch: a smoke test")
+    parser.add_argument("--preset", default=None, help="default ssd300_vgg16 (ssd_tiny with --quick)")
+    parser.add_argument("--num-classes", type=int, default=20)
+    parser.add_argument("--batch-sizes", type=int, nargs=2, default=[1, 8], metavar=("SMALL", "LARGE"))
+    parser.add_argument("--repeats", type=int, default=None, help="inference rounds (default 5, 1 with --quick)")
+    parser.add_argument("--train-repeats", type=int, default=None, help="training rounds (default 3)")
+    parser.add_argument("--min-seconds", type=float, default=None, help="shortest sample (default 2)")
+    parser.add_argument("--peak-gflops", type=float, default=156.0,
+                        help="the machine's fp32 peak (2-core AVX2+FMA EPYC: 2 x 32 FLOP/cycle x ~2.45 GHz)")
+    parser.add_argument("--no-torch", action="store_true", help="skip torchvision even when it imports")
+    parser.add_argument("--no-tflite", action="store_true")
+    parser.add_argument("--tflite-threads", type=int, default=1,
+                        help="LiteRT interpreter threads; >1 crashes ai-edge-litert 2.3's "
+                             "TFLite_Detection_PostProcess (regular NMS) on many candidates")
+    args = parser.parse_args()
+    quick = args.quick
+    args.preset = args.preset or ("ssd_tiny" if quick else "ssd300_vgg16")
+    repeats = args.repeats or (1 if quick else 5)
+    train_repeats = args.train_repeats or (1 if quick else 3)
+    min_seconds = args.min_seconds if args.min_seconds is not None else (0.0 if quick else 2.0)
+    warmup = 0 if quick else 1  # --quick checks that everything runs, not its speed
+    small, large = args.batch_sizes
+
+    command = " ".join(["python"] + sys.argv)
+    started = datetime.datetime.now().astimezone()
+    load_start = load_average()
+    torch_side = None if (quick or args.no_torch) else import_torch()
+    threads = os.cpu_count()
+    if torch_side is not None:
+        torch_side[0].set_num_threads(threads)
+
+    model, torch_model = keras_models(args, torch_side)
+    cfg = model.ssd_config
+    detector = keras_ssd.build_detector(model, cfg, **POSTPROCESS)
+    gflop = 2 * count_macs(model) / 1e9
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (large, cfg.image_size, cfg.image_size, 3), dtype=np.uint8)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log("exporting the SavedModel")
+        path = export.export_saved_model(model, tmp, name="bench", version=1, **POSTPROCESS)
+        args.saved_model = tf.saved_model.load(path).signatures["serving_default"]
+        args.tflite = {} if args.no_tflite else tflite_detectors(model, images, tmp, quick, args.tflite_threads)
+
+        cases = {}
+        for batch in (small, large):
+            batch_images = images[:batch]
+            for name, fn in keras_inference_cases(model, detector, batch_images, args).items():
+                cases[(name, batch)] = fn
+            if torch_side is not None:
+                for name, fn in torch_inference_cases(torch_side[0], torch_model, batch_images).items():
+                    cases[(name, batch)] = fn
+        log(f"inference: {len(cases)} cases x {repeats} rounds")
+        seconds = interleaved_seconds(cases, repeats, warmup=warmup, min_seconds=min_seconds, log=log)
+        load_inference = load_average()
+
+    train_cases = {
+        "fit": keras_train_step(model, images, jit_compile=False),
+        "fit+XLA": keras_train_step(model, images, jit_compile=True),
+    }
+    if torch_side is not None:
+        train_cases["torch"] = torch_train_step(torch_side[0], torch_model, images)
+    log(f"training step: {len(train_cases)} cases x {train_repeats} rounds")
+    train_seconds = interleaved_seconds(train_cases, train_repeats, warmup=warmup, log=log)
+    load_train = load_average()
+
+    log("input pipeline")
+    pipe_batch = 8 if quick else 32
+    pipe_rate = pipeline_throughput(cfg, pipe_batch, 2 if quick else 10, examples=16 if quick else 64)
+    load_end = load_average()
+
+    def rate(name, batch):
+        key = (name, batch)
+        return batch / seconds[key] if key in seconds else None
+
+    def train_rate(name):
+        return large / train_seconds[name] if name in train_seconds else None
+
+    peak = args.peak_gflops
+    lines = [
+        (f"keras_ssd vs torchvision, {cfg.name} at {cfg.num_classes} classes ({model.count_params():,} "
+        f"parameters, {gflop / 2:.1f} GMACs = {gflop:.1f} GFLOP per image), {cfg.image_size} px"),
+        "",
+        "| what | batch | keras_ssd img/s | torchvision img/s | keras / torch | GFLOP/s (% of peak) |",
+        "|---|---|---|---|---|---|",
+    ]
+    rows = [
+        ("Keras `predict_on_batch`, detector", "predict"),
+        ("Keras `tf.function`, detector", "tf.function"),
+        ("Keras `tf.function`, XLA network + decoder", "tf.function+XLA"),
+        ("SavedModel `serving_default` (uint8)", "SavedModel"),
+        ("TFLite float32 (LiteRT)", "TFLite float32"),
+        ("TFLite dynamic-range (LiteRT)", "TFLite dynamic"),
+        ("TFLite int8 (LiteRT)", "TFLite int8"),
+    ]
+    for what, name in rows:
+        for batch in (small, large):
+            if (name, batch) in seconds:
+                lines.append(row(what, batch, rate(name, batch), rate("torch", batch), gflop, peak))
+    for batch in (small, large):
+        lines.append(row("network only, no post-processing", batch, rate("network", batch),
+                         rate("torch network", batch), gflop, peak))
+    for batch in (small, large):
+        share = 1 - seconds[("network", batch)] / seconds[("tf.function", batch)]
+        alone = seconds[("decoder", batch)] / seconds[("tf.function", batch)]
+        torch_share = "—"
+        if ("torch", batch) in seconds:
+            torch_share = f"{100 * (1 - seconds[('torch network', batch)] / seconds[('torch', batch)]):.1f}%"
+        lines.append(
+            f"| decode + NMS share of inference: 1 - network/detector (decoder alone) | {batch} | "
+            f"{100 * share:.1f}% ({100 * alone:.1f}%, {1000 * seconds[('decoder', batch)]:.0f} ms) | "
+            f"{torch_share} | — | — |"
+        )
+    lines.append(row("training step (`train_on_batch`, SSDLoss, SGD)", large, train_rate("fit"),
+                     train_rate("torch"), 3 * gflop, peak))
+    lines.append(row("training step, `jit_compile=True` (XLA)", large, train_rate("fit+XLA"),
+                     train_rate("torch"), 3 * gflop, peak))
+    lines.append(f"| input pipeline (augment + encode, VOC-sized images) | {pipe_batch} | {pipe_rate:.1f} "
+                 f"| — | — | {pipe_rate / train_rate('fit'):.0f}x the training step |")
+    torch_note = (
+        f"torch {torch_side[0].__version__}, torchvision {torch_side[1].__version__}, "
+        f"{torch_side[0].get_num_threads()} threads, same weights and images"
+        if torch_side is not None
+        else "torchvision not run (" + ("--quick" if quick else "--no-torch" if args.no_torch else "not installed") + ")"
+    )
+    lines += [
+        "",
+        f"- date: {started:%Y-%m-%d %H:%M %Z}; command: `{command}`",
+        (f"- machine: {platform.processor() or platform.machine()}, {threads} CPU cores, "
+        f"peak {peak:.0f} GFLOP/s fp32; TensorFlow {tf.__version__}, Keras {keras.__version__}; {torch_note}"),
+        (f"- load average (1 / 5 / 15 min): start {load_start}; after inference {load_inference}; "
+        f"after training {load_train}; end {load_end}"),
+        (f"- medians of {repeats} interleaved rounds (inference, each sample >= {min_seconds:g} s) and "
+        f"{train_repeats} (training), after warm-up; TFLite: {args.tflite_threads} interpreter thread(s), "
+        f"batch {large} = {large} single-image calls"),
+        "- post-processing on both sides: score > {score_threshold}, top {pre_nms_top_k} per class, "
+        "NMS IoU {nms_iou_threshold}, {max_detections} per image (TFLite: its "
+        "TFLite_Detection_PostProcess op with the same thresholds)".format(**POSTPROCESS),
+        "- GFLOP/s: 2 FLOPs per conv MAC; a training step counts 3x the forward FLOPs",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    main()
