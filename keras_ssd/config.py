@@ -72,6 +72,9 @@ class SSDConfig:
             in the paper's VGG SSD; `ssd_tiny` uses it to train from scratch
             quickly). MobileNetV2 and the "ssdlite" head always have it, so
             they require True.
+        batch_norm_momentum: momentum of those batch norms' moving averages
+            in the VGG base and the "ssd" extra blocks (Keras' 0.99 by
+            default; `ssd_tiny`'s few hundred steps want the faster 0.9).
         extra_blocks: extra feature blocks appended after the last backbone source.
         feature_map_sizes: expected side of each source map (checked by
             `build_ssd`).
@@ -110,6 +113,7 @@ class SSDConfig:
     fc6_dilation: int = 6
     fc7_filters: int = 1024
     batch_norm: bool = False
+    batch_norm_momentum: float = 0.99
     extra_blocks: Tuple[ExtraBlock, ...] = (
         ExtraBlock(256, 512, 3, 2, 1),
         ExtraBlock(128, 256, 3, 2, 1),
@@ -249,6 +253,7 @@ def _tiny_preset() -> SSDConfig:
         fc6_dilation=3,
         fc7_filters=192,
         batch_norm=True,
+        batch_norm_momentum=0.9,
         extra_blocks=(
             ExtraBlock(64, 128, 3, 2, 1),
             ExtraBlock(64, 128, 3, 2, 1),

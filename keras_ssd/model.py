@@ -9,12 +9,13 @@ from keras_ssd.config import SSDConfig
 from keras_ssd.distribute import build_from_local_replica, in_multi_worker_mode, reducible_across_workers
 
 
-def _extra_block(x, block, name, batch_norm):
+def _extra_block(x, block, name, cfg):
     """The paper's extra block: 1x1 conv `{name}_1`, padding, kxk conv `{name}_2`, ReLU."""
-    x = conv_relu(x, block.bottleneck_filters, 1, f"{name}_1", batch_norm)
+    bn = {"batch_norm": cfg.batch_norm, "batch_norm_momentum": cfg.batch_norm_momentum}
+    x = conv_relu(x, block.bottleneck_filters, 1, f"{name}_1", **bn)
     if block.padding:
         x = keras.layers.ZeroPadding2D(block.padding, name=f"{name}_2_pad")(x)
-    return conv_relu(x, block.filters, block.kernel_size, f"{name}_2", batch_norm, strides=block.strides)
+    return conv_relu(x, block.filters, block.kernel_size, f"{name}_2", strides=block.strides, **bn)
 
 
 def _predictor(source, filters, name):
@@ -27,10 +28,11 @@ _BACKBONES = {
     "vgg16": (vgg16.source_maps, vgg16.load_vgg16_weights),
     "mobilenet_v2": (mobilenet_v2.source_maps, mobilenet_v2.load_mobilenet_v2_weights),
 }
-# `SSDConfig.head` -> (extra block builder, prediction layer builder).
+# `SSDConfig.head` -> (extra block builder, prediction layer builder). SSDLite is
+# batch-normalised throughout (SSDConfig requires batch_norm=True), so it ignores the flag.
 _HEADS = {
     "ssd": (_extra_block, _predictor),
-    "ssdlite": (lambda x, block, name, batch_norm: ssdlite.extra_block(x, block, name), ssdlite.predictor),
+    "ssdlite": (lambda x, block, name, cfg: ssdlite.extra_block(x, block, name), ssdlite.predictor),
 }
 
 
@@ -41,7 +43,7 @@ def _source_maps(images, cfg):
     x = sources[-1]
     # Caffe numbers the extra blocks conv6 .. conv(5 + n) after fc6/fc7.
     for index, block in enumerate(cfg.extra_blocks, start=6):
-        x = extra_block(x, block, f"conv{index}", cfg.batch_norm)
+        x = extra_block(x, block, f"conv{index}", cfg)
         sources.append(x)
     return sources
 

@@ -90,3 +90,19 @@ def test_config_dict_without_the_new_fields_still_loads():
     old = SSDConfig.from_preset("ssd_tiny").to_dict()
     del old["pixel_mean_bgr"]
     assert SSDConfig(**old).pixel_mean_bgr == (103.939, 116.779, 123.68)
+
+
+def test_batch_norm_momentum_reaches_every_vgg_and_extra_batch_norm():
+    import keras
+
+    import keras_ssd
+
+    cfg = keras_ssd.SSDConfig.from_preset("ssd_tiny", num_classes=3)
+    assert cfg.batch_norm_momentum == 0.9
+    model = keras_ssd.build_ssd(cfg)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    # One per conv: 7 in the base, fc6, fc7 and 2 in each of the 3 extra blocks.
+    assert len(norms) == 7 + 2 + 6
+    assert {(n.momentum, n.synchronized) for n in norms} == {(0.9, True)}
+    restored = keras_ssd.SSDConfig(**{k: v for k, v in cfg.to_dict().items() if k != "batch_norm_momentum"})
+    assert restored.batch_norm_momentum == 0.99  # files saved before the field load as before

@@ -48,10 +48,10 @@ def vgg_features(images, cfg):
     """
     x = images
     conv4_3 = None
-    bn = cfg.batch_norm
+    bn = {"batch_norm": cfg.batch_norm, "batch_norm_momentum": cfg.batch_norm_momentum}
     for block, widths in enumerate(cfg.vgg_widths, start=1):
         for i, filters in enumerate(widths, start=1):
-            x = conv_relu(x, filters, 3, f"block{block}_conv{i}", bn, padding="same")
+            x = conv_relu(x, filters, 3, f"block{block}_conv{i}", padding="same", **bn)
         if block == 4:
             conv4_3 = x
         if block < 5:
@@ -59,8 +59,8 @@ def vgg_features(images, cfg):
             padding = "same" if block == 3 else "valid"
             x = keras.layers.MaxPooling2D(2, 2, padding=padding, name=f"block{block}_pool")(x)
     x = keras.layers.MaxPooling2D(3, 1, padding="same", name="block5_pool")(x)
-    x = conv_relu(x, cfg.fc6_filters, 3, "fc6", bn, padding="same", dilation_rate=cfg.fc6_dilation)
-    fc7 = conv_relu(x, cfg.fc7_filters, 1, "fc7", bn)
+    x = conv_relu(x, cfg.fc6_filters, 3, "fc6", padding="same", dilation_rate=cfg.fc6_dilation, **bn)
+    fc7 = conv_relu(x, cfg.fc7_filters, 1, "fc7", **bn)
     return conv4_3, fc7
 
 
