@@ -72,9 +72,12 @@ class SSDConfig:
             in the paper's VGG SSD; `ssd_tiny` uses it to train from scratch
             quickly). MobileNetV2 and the "ssdlite" head always have it, so
             they require True.
-        batch_norm_momentum: momentum of those batch norms' moving averages
-            in the VGG base and the "ssd" extra blocks (Keras' 0.99 by
-            default; `ssd_tiny`'s few hundred steps want the faster 0.9).
+        batch_norm_momentum: momentum of those batch norms' moving averages:
+            the VGG base and the "ssd" extra blocks, or MobileNetV2 and the
+            "ssdlite" layers (Keras' 0.99 by default; `ssd_tiny`'s few hundred
+            steps want the faster 0.9; `ssdlite320_mobilenetv2` has
+            torchvision's ssdlite320 value, 0.97, where Keras' MobileNetV2
+            has 0.999).
         extra_blocks: extra feature blocks appended after the last backbone source.
         feature_map_sizes: expected side of each source map (checked by
             `build_ssd`).
@@ -301,6 +304,7 @@ def _ssdlite_preset() -> SSDConfig:
         backbone="mobilenet_v2",
         head="ssdlite",
         batch_norm=True,
+        batch_norm_momentum=0.97,
         extra_blocks=(
             ExtraBlock(256, 512, 3, 2, 1),
             ExtraBlock(128, 256, 3, 2, 1),

@@ -18,8 +18,9 @@ def _extra_block(x, block, name, cfg):
     return conv_relu(x, block.filters, block.kernel_size, f"{name}_2", strides=block.strides, **bn)
 
 
-def _predictor(source, filters, name):
-    """The paper's prediction layer: a linear 3x3 conv `name`."""
+def _predictor(source, filters, name, cfg):
+    """The paper's prediction layer: a linear 3x3 conv `name` (nothing in `cfg` changes it)."""
+    del cfg
     return keras.layers.Conv2D(filters, 3, padding="same", name=name)(source)
 
 
@@ -28,11 +29,15 @@ _BACKBONES = {
     "vgg16": (vgg16.source_maps, vgg16.load_vgg16_weights),
     "mobilenet_v2": (mobilenet_v2.source_maps, mobilenet_v2.load_mobilenet_v2_weights),
 }
-# `SSDConfig.head` -> (extra block builder, prediction layer builder). SSDLite is
-# batch-normalised throughout (SSDConfig requires batch_norm=True), so it ignores the flag.
+# `SSDConfig.head` -> (extra block builder, prediction layer builder), each taking
+# the cfg last. SSDLite is batch-normalised throughout (SSDConfig requires
+# batch_norm=True), so it reads only the momentum.
 _HEADS = {
     "ssd": (_extra_block, _predictor),
-    "ssdlite": (lambda x, block, name, cfg: ssdlite.extra_block(x, block, name), ssdlite.predictor),
+    "ssdlite": (
+        lambda x, block, name, cfg: ssdlite.extra_block(x, block, name, cfg.batch_norm_momentum),
+        lambda source, filters, name, cfg: ssdlite.predictor(source, filters, name, cfg.batch_norm_momentum),
+    ),
 }
 
 
@@ -53,8 +58,8 @@ def _multibox_heads(sources, cfg):
     predictor = _HEADS[cfg.head][1]
     offsets, logits = [], []
     for k, (source, boxes) in enumerate(zip(sources, cfg.boxes_per_location)):
-        loc = predictor(source, boxes * 4, f"loc_{k}")
-        conf = predictor(source, boxes * (cfg.num_classes + 1), f"conf_{k}")
+        loc = predictor(source, boxes * 4, f"loc_{k}", cfg)
+        conf = predictor(source, boxes * (cfg.num_classes + 1), f"conf_{k}", cfg)
         offsets.append(keras.layers.Reshape((-1, 4), name=f"loc_{k}_flat")(loc))
         logits.append(keras.layers.Reshape((-1, cfg.num_classes + 1), name=f"conf_{k}_flat")(conf))
     offsets = keras.layers.Concatenate(axis=1, name="box_offsets")(offsets)

@@ -4,35 +4,33 @@ SSDLite replaces every regular conv of SSD's extra blocks and prediction
 layers by a depthwise-separable one: a depthwise conv then a 1x1 conv. As in
 MobileNetV2 (and the TF Object Detection API's ssdlite_mobilenet_v2),
 every conv except the final 1x1 predictors is followed by batch norm and
-ReLU6 (batch norm synchronized across replicas, with the MobileNetV2
-backbone's momentum); convs before batch norm have no bias.
+ReLU6 (batch norm synchronized across replicas, as everywhere in keras_ssd);
+convs before batch norm have no bias.
 """
 
 import keras
 
-from keras_ssd.backbones.mobilenet_v2 import BATCH_NORM_MOMENTUM
 
-
-def _bn_relu6(x, name):
-    """BatchNormalization (`name_bn`) then ReLU6 (`name_relu`)."""
-    x = keras.layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, synchronized=True, name=f"{name}_bn")(x)
+def _bn_relu6(x, name, momentum):
+    """BatchNormalization (`name_bn`, `momentum`) then ReLU6 (`name_relu`)."""
+    x = keras.layers.BatchNormalization(momentum=momentum, synchronized=True, name=f"{name}_bn")(x)
     return keras.layers.ReLU(6.0, name=f"{name}_relu")(x)
 
 
-def _pointwise(x, filters, name):
+def _pointwise(x, filters, name, momentum):
     """1x1 conv without bias, BN, ReLU6: `[B, H, W, C]` -> `[B, H, W, filters]`."""
-    return _bn_relu6(keras.layers.Conv2D(filters, 1, use_bias=False, name=name)(x), name)
+    return _bn_relu6(keras.layers.Conv2D(filters, 1, use_bias=False, name=name)(x), name, momentum)
 
 
-def _depthwise(x, kernel_size, name, strides=1, padding="same"):
+def _depthwise(x, kernel_size, name, momentum, strides=1, padding="same"):
     """Depthwise conv without bias, BN, ReLU6: `[B, H, W, C]` -> `[B, H', W', C]`."""
     conv = keras.layers.DepthwiseConv2D(
         kernel_size, strides=strides, padding=padding, use_bias=False, name=name
     )
-    return _bn_relu6(conv(x), name)
+    return _bn_relu6(conv(x), name, momentum)
 
 
-def extra_block(x, block, name):
+def extra_block(x, block, name, momentum):
     """One SSDLite extra block: 1x1 bottleneck, kxk depthwise (strided), 1x1 to `filters`.
 
     Layers: `{name}_1` (1x1, `block.bottleneck_filters`), `{name}_2_pad`
@@ -43,18 +41,19 @@ def extra_block(x, block, name):
         x: float `[B, H, W, C]`.
         block: a `keras_ssd.config.ExtraBlock`.
         name: the block's prefix, e.g. "conv6".
+        momentum: the batch norms' momentum.
 
     Returns:
         float `[B, H', W', block.filters]`, H' = (H + 2 padding - k) // strides + 1.
     """
-    x = _pointwise(x, block.bottleneck_filters, f"{name}_1")
+    x = _pointwise(x, block.bottleneck_filters, f"{name}_1", momentum)
     if block.padding:
         x = keras.layers.ZeroPadding2D(block.padding, name=f"{name}_2_pad")(x)
-    x = _depthwise(x, block.kernel_size, f"{name}_2_depthwise", block.strides, padding="valid")
-    return _pointwise(x, block.filters, f"{name}_2")
+    x = _depthwise(x, block.kernel_size, f"{name}_2_depthwise", momentum, block.strides, padding="valid")
+    return _pointwise(x, block.filters, f"{name}_2", momentum)
 
 
-def predictor(source, filters, name):
+def predictor(source, filters, name, momentum):
     """SSDLite prediction layer: 3x3 depthwise (BN, ReLU6), then a 1x1 conv with bias.
 
     Args:
@@ -62,9 +61,10 @@ def predictor(source, filters, name):
         filters: outputs per location (boxes * 4 or boxes * (num_classes + 1)).
         name: the 1x1 conv's name ("loc_k" or "conf_k"); the depthwise conv
             is `{name}_depthwise`.
+        momentum: the depthwise conv's batch-norm momentum.
 
     Returns:
         float `[B, H, W, filters]`, linear.
     """
-    x = _depthwise(source, 3, f"{name}_depthwise")
+    x = _depthwise(source, 3, f"{name}_depthwise", momentum)
     return keras.layers.Conv2D(filters, 1, name=name)(x)

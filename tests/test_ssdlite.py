@@ -22,12 +22,12 @@ import pytest
 
 import keras_ssd
 from keras_ssd import SSDConfig
-from keras_ssd.backbones.mobilenet_v2 import BATCH_NORM_MOMENTUM
 from keras_ssd.model_stats import count_macs
 
 PRESET = "ssdlite320_mobilenetv2"
 # MobileNetV2 bottleneck stages (expansion t, channels c, repeats n, stride s), paper Table 2.
 STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+BATCH_NORM_MOMENTUM = 0.97  # torchvision's ssdlite320 (PyTorch momentum 0.03)
 SOURCE_SIDES = (20, 10, 5, 3, 2, 1)
 SOURCE_DEPTHS = (576, 1280, 512, 256, 256, 128)
 BACKBONE_PARAMS, EXTRA_PARAMS, PREDICTOR_PARAMS = 2_257_984, 661_568, 530_308
@@ -98,6 +98,7 @@ def test_config_boxes_and_scales(cfg):
     assert cfg.min_sizes == (32, 64, 112, 160, 208, 256)
     assert cfg.max_sizes == (64, 112, 160, 208, 256, 304)
     assert cfg.steps == pytest.approx((16, 32, 64, 320 / 3, 160, 320))
+    assert cfg.batch_norm_momentum == BATCH_NORM_MOMENTUM
     assert keras_ssd.default_boxes(cfg).shape == (3234, 4)
 
 

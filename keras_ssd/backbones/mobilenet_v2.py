@@ -11,11 +11,11 @@ are those of the TF Object Detection API's ssdlite_mobilenet_v2:
 * `out_relu`: the final 1x1 conv (320 -> 1280, BN, ReLU6) at stride 32.
 
 Keras' MobileNetV2 sets batch-norm momentum 0.999 (for long ImageNet runs);
-here it is 0.97, torchvision's ssdlite320 value (PyTorch momentum 0.03), so
-that the moving statistics follow the weights within ~100 steps of detection
-training (0.97^100 = 0.05 of the old statistics left, against 0.90 at 0.999).
-The SSDLite layers use the same value. As every batch norm of keras_ssd
-(see `backbones/conv.py`), they are synchronized across replicas.
+here it is `SSDConfig.batch_norm_momentum` (0.97 in `ssdlite320_mobilenetv2`,
+torchvision's ssdlite320 value, PyTorch momentum 0.03), so that the moving
+statistics follow the weights within ~100 steps of detection training (0.97^100
+= 0.05 of the old statistics left, against 0.90 at 0.999). As every batch
+norm of keras_ssd (see `backbones/conv.py`), they are synchronized across replicas.
 """
 
 import keras
@@ -24,7 +24,6 @@ from keras_ssd.backbones.keras_applications import keras_application
 
 SOURCE_LAYERS = ("block_13_expand_relu", "out_relu")
 BACKBONE_NAME = "mobilenet_v2"
-BATCH_NORM_MOMENTUM = 0.97
 
 
 def source_maps(images, cfg):
@@ -34,7 +33,7 @@ def source_maps(images, cfg):
         images: float `[B, S, S, 3]` RGB in 0..255; mapped to [-1, 1] by a
             `Rescaling` layer named "preprocessing" (x / 127.5 - 1, as
             `keras.applications.mobilenet_v2.preprocess_input`).
-        cfg: `SSDConfig`; uses `image_size`.
+        cfg: `SSDConfig`; uses `image_size` and `batch_norm_momentum`.
 
     Returns:
         `[expansion_13, final_conv]`: `[B, S/16, S/16, 576]` and
@@ -46,7 +45,7 @@ def source_maps(images, cfg):
     )
     for layer in base.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum, layer.synchronized = BATCH_NORM_MOMENTUM, True
+            layer.momentum, layer.synchronized = cfg.batch_norm_momentum, True
     backbone = keras.Model(
         base.inputs, [base.get_layer(name).output for name in SOURCE_LAYERS], name=BACKBONE_NAME
     )

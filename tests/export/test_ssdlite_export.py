@@ -23,7 +23,6 @@ from conftest import assert_same_detections, shapes_examples
 
 import keras_ssd
 from keras_ssd import data, export
-from keras_ssd.backbones.mobilenet_v2 import BATCH_NORM_MOMENTUM
 
 PRESET = "ssdlite320_mobilenetv2"
 SCORE_THRESHOLD = 0.3
@@ -42,7 +41,7 @@ def _spread_model(images):
         layer.momentum = 0.0  # the moving statistics become this batch's
     model(images.astype(np.float32), training=True)
     for layer in norms:
-        layer.momentum = BATCH_NORM_MOMENTUM
+        layer.momentum = model.ssd_config.batch_norm_momentum
     for k in range(len(model.ssd_config.feature_map_sizes)):
         conf = model.get_layer(f"conf_{k}")
         kernel, bias = conf.get_weights()
