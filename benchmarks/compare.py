@@ -209,7 +209,7 @@ def torch_train_step(torch, torch_model, images):
         loss = sum(model(tensors, targets).values())
         loss.backward()
         optimizer.step()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
@@ -221,13 +221,15 @@ def fmt(value, digits=2):
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def row(what, batch, keras_rate, torch_rate=None, gflop=None, peak=None):
+def row(what, batch, keras_rate, torch_rate=None, gflop=None, peak=None, cpu_ratio=None):
+    """A table row; `cpu_ratio` is torch's CPU seconds per image over keras_ssd's."""
     ratio = None if keras_rate is None or torch_rate is None else keras_rate / torch_rate
     achieved = "—"
     if gflop is not None and keras_rate is not None:
         gflops = keras_rate * gflop
         achieved = f"{gflops:.0f} ({100 * gflops / peak:.0f}%)"
-    return f"| {what} | {batch} | {fmt(keras_rate)} | {fmt(torch_rate)} | {fmt(ratio)} | {achieved} |"
+    return (f"| {what} | {batch} | {fmt(keras_rate)} | {fmt(torch_rate)} | {fmt(ratio)} | {fmt(cpu_ratio)} "
+            f"| {achieved} |")
 
 
 def main():
@@ -285,7 +287,10 @@ def main():
                 for name, fn in torch_inference_cases(torch_side[0], torch_model, batch_images).items():
                     cases[(name, batch)] = fn
         log(f"inference: {len(cases)} cases x {repeats} rounds")
-        seconds = interleaved_seconds(cases, repeats, warmup=warmup, min_seconds=min_seconds, log=log)
+        cpu = {}
+        seconds = interleaved_seconds(
+            cases, repeats, warmup=warmup, min_seconds=min_seconds, log=log, cpu_seconds=cpu
+        )
         load_inference = load_average()
 
     train_cases = {
@@ -295,7 +300,10 @@ def main():
     if torch_side is not None:
         train_cases["torch"] = torch_train_step(torch_side[0], torch_model, images)
     log(f"training step: {len(train_cases)} cases x {train_repeats} rounds")
-    train_seconds = interleaved_seconds(train_cases, train_repeats, warmup=warmup, log=log)
+    train_cpu = {}
+    train_seconds = interleaved_seconds(
+        train_cases, train_repeats, warmup=warmup, log=log, cpu_seconds=train_cpu
+    )
     load_train = load_average()
 
     log("input pipeline")
@@ -310,13 +318,21 @@ def main():
     def train_rate(name):
         return large / train_seconds[name] if name in train_seconds else None
 
+    def cpu_ratio(name, batch, torch_name="torch"):
+        """torch's CPU seconds per image / keras_ssd's (same batch), or None."""
+        if batch is None:
+            return train_cpu[torch_name] / train_cpu[name] if torch_name in train_cpu else None
+        key, torch_key = (name, batch), (torch_name, batch)
+        return cpu[torch_key] / cpu[key] if torch_key in cpu and key in cpu else None
+
     peak = args.peak_gflops
     lines = [
         (f"keras_ssd vs torchvision, {cfg.name} at {cfg.num_classes} classes ({model.count_params():,} "
         f"parameters, {gflop / 2:.1f} GMACs = {gflop:.1f} GFLOP per image), {cfg.image_size} px"),
         "",
-        "| what | batch | keras_ssd img/s | torchvision img/s | keras / torch | GFLOP/s (% of peak) |",
-        "|---|---|---|---|---|---|",
+        ("| what | batch | keras_ssd img/s | torchvision img/s | keras / torch | keras / torch, CPU time "
+        "| GFLOP/s (% of peak) |"),
+        "|---|---|---|---|---|---|---|",
     ]
     rows = [
         ("Keras `predict_on_batch`, detector", "predict"),
@@ -330,10 +346,12 @@ def main():
     for what, name in rows:
         for batch in (small, large):
             if (name, batch) in seconds:
-                lines.append(row(what, batch, rate(name, batch), rate("torch", batch), gflop, peak))
+                lines.append(row(what, batch, rate(name, batch), rate("torch", batch), gflop, peak,
+                                 cpu_ratio(name, batch)))
     for batch in (small, large):
         lines.append(row("network only, no post-processing", batch, rate("network", batch),
-                         rate("torch network", batch), gflop, peak))
+                         rate("torch network", batch), gflop, peak,
+                         cpu_ratio("network", batch, "torch network")))
     for batch in (small, large):
         share = 1 - seconds[("network", batch)] / seconds[("tf.function", batch)]
         alone = seconds[("decoder", batch)] / seconds[("tf.function", batch)]
@@ -343,14 +361,14 @@ def main():
         lines.append(
             f"| decode + NMS share of inference: 1 - network/detector (decoder alone) | {batch} | "
             f"{100 * share:.1f}% ({100 * alone:.1f}%, {1000 * seconds[('decoder', batch)]:.0f} ms) | "
-            f"{torch_share} | — | — |"
+            f"{torch_share} | — | — | — |"
         )
     lines.append(row("training step (`train_on_batch`, SSDLoss, SGD)", large, train_rate("fit"),
-                     train_rate("torch"), 3 * gflop, peak))
+                     train_rate("torch"), 3 * gflop, peak, cpu_ratio("fit", None)))
     lines.append(row("training step, `jit_compile=True` (XLA)", large, train_rate("fit+XLA"),
-                     train_rate("torch"), 3 * gflop, peak))
+                     train_rate("torch"), 3 * gflop, peak, cpu_ratio("fit+XLA", None)))
     lines.append(f"| input pipeline (augment + encode, VOC-sized images) | {pipe_batch} | {pipe_rate:.1f} "
-                 f"| — | — | {pipe_rate / train_rate('fit'):.0f}x the training step |")
+                 f"| — | — | — | {pipe_rate / train_rate('fit'):.0f}x the training step |")
     torch_note = (
         f"torch {torch_side[0].__version__}, torchvision {torch_side[1].__version__}, "
         f"{torch_side[0].get_num_threads()} threads, same weights and images"
@@ -371,6 +389,8 @@ def main():
         "NMS IoU {nms_iou_threshold}, {max_detections} per image (TFLite: its "
         "TFLite_Detection_PostProcess op with the same thresholds)".format(**POSTPROCESS),
         "- GFLOP/s: 2 FLOPs per conv MAC; a training step counts 3x the forward FLOPs",
+        ("- CPU time: process CPU seconds per image (`time.process_time`, all threads), torch's over "
+        "keras_ssd's: the work each does, which moves far less with machine load than wall time"),
     ]
     print("\n".join(lines), flush=True)
 

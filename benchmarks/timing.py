@@ -17,18 +17,20 @@ def seconds_per_call(fn, min_seconds=0.0):
     """One sample: calls `fn` once, then again until `min_seconds` have passed.
 
     Returns:
-        Mean wall-clock seconds per call over the sample.
+        `(wall, cpu)`: mean wall-clock seconds and mean CPU seconds of this
+        process (all its threads) per call over the sample. CPU time counts
+        the work done, and moves much less than wall time with machine load.
     """
-    calls, start = 0, time.perf_counter()
+    calls, start, cpu_start = 0, time.perf_counter(), time.process_time()
     while True:
         fn()
         calls += 1
         elapsed = time.perf_counter() - start
         if elapsed >= min_seconds:
-            return elapsed / calls
+            return elapsed / calls, (time.process_time() - cpu_start) / calls
 
 
-def interleaved_seconds(cases, repeats=5, warmup=1, min_seconds=0.0, log=None):
+def interleaved_seconds(cases, repeats=5, warmup=1, min_seconds=0.0, log=None, cpu_seconds=None):
     """Median seconds per call of each case, the cases' samples interleaved.
 
     Args:
@@ -39,6 +41,7 @@ def interleaved_seconds(cases, repeats=5, warmup=1, min_seconds=0.0, log=None):
         min_seconds: a sample repeats a call until this long has passed, so
             short calls are averaged over several runs.
         log: optional callable taking a progress string.
+        cpu_seconds: optional dict, filled with name -> median CPU seconds per call.
 
     Returns:
         dict name -> median seconds per call.
@@ -54,7 +57,9 @@ def interleaved_seconds(cases, repeats=5, warmup=1, min_seconds=0.0, log=None):
             samples[name].append(seconds_per_call(cases[name], min_seconds))
         if log is not None:
             log(f"round {round_index + 1}/{repeats} done, load {load_average()}")
-    return {name: statistics.median(values) for name, values in samples.items()}
+    if cpu_seconds is not None:
+        cpu_seconds.update({name: statistics.median(c for _, c in values) for name, values in samples.items()})
+    return {name: statistics.median(w for w, _ in values) for name, values in samples.items()}
 
 
 def images_per_second(fn, batch_size, seconds, warmup=2, min_calls=3):

@@ -32,7 +32,7 @@ def test_compare_quick_prints_the_table():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
-    assert table[0].startswith("| what | batch | keras_ssd img/s | torchvision img/s | keras / torch")
+    assert table[0].startswith("| what | batch | keras_ssd img/s | torchvision img/s | keras / torch |")
     for name in ROWS:
         rows = [line for line in table if line.startswith(f"| {name}")]
         expected = 1 if name in ("input pipeline",) or name.startswith("training step") else 2
