@@ -1,6 +1,6 @@
 """Train an SSD: `python -m training.train` (ssd_tiny on the built-in "shapes" data).
 
-The main job: build the datasets and the model, fit with the paper's SGD
+The main job: build the datasets and the model, fit with the preset's recipe
 recipe, evaluate mAP on the validation split each epoch, keep the best and
 the last checkpoint in `--output`, and print the per-class AP table of the
 best checkpoint. Re-running the same command after a crash resumes from the
@@ -45,7 +45,7 @@ DEFAULTS = {
     "augment": None,
     "val_image_dir": None,
     "num_classes": None,
-    "epochs": 12,
+    "epochs": 9,
     "batch_size": 32,
     "learning_rate": None,
     "warmup_epochs": 1.0,
