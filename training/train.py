@@ -1,7 +1,7 @@
 """Train an SSD: `python -m training.train` (ssd_tiny on the built-in "shapes" data).
 
 The main job: build the datasets and the model, fit with the preset's recipe
-recipe, evaluate mAP on the validation split each epoch, keep the best and
+(`PRESET_RECIPES`), evaluate mAP on the validation split each epoch, keep the best and
 the last checkpoint in `--output`, and print the per-class AP table of the
 best checkpoint. Re-running the same command after a crash resumes from the
 last finished epoch (`keras.callbacks.BackupAndRestore`).
