@@ -236,6 +236,22 @@ class SSDConfig:
         return dataclasses.asdict(self)
 
 
+def _box_layout(size, maps, scales):
+    """`SSDConfig` box fields for source map sides `maps` at input `size` px.
+
+    `scales` are the fractions s_1 .. s_{m+1} of the image side: source k gets
+    min size s_k and max size s_{k+1} (pixels, rounded to 0.01) and the
+    stride `size / maps[k]`.
+    """
+    sizes = [round(s * size, 2) for s in scales]
+    return {
+        "feature_map_sizes": tuple(maps),
+        "steps": tuple(size / f for f in maps),
+        "min_sizes": tuple(sizes[:-1]),
+        "max_sizes": tuple(sizes[1:]),
+    }
+
+
 def _tiny_preset() -> SSDConfig:
     """SSD's design at 160 px: VGG-style 3x3 convs and max-pools (ceil pool3),
     L2-normalised stride-8 source, dilated fc6 and 1x1 fc7, three extra blocks,
@@ -247,7 +263,6 @@ def _tiny_preset() -> SSDConfig:
     size = 160
     maps = (20, 10, 5, 3, 1)
     scales = (0.06, 0.15, 0.33, 0.54, 0.75, 0.96)
-    sizes = [round(s * size, 2) for s in scales]
     return SSDConfig(
         name="ssd_tiny",
         image_size=size,
@@ -262,11 +277,8 @@ def _tiny_preset() -> SSDConfig:
             ExtraBlock(64, 128, 3, 2, 1),
             ExtraBlock(64, 128, 3, 1, 0),
         ),
-        feature_map_sizes=maps,
-        steps=tuple(size / f for f in maps),
-        min_sizes=tuple(sizes[:-1]),
-        max_sizes=tuple(sizes[1:]),
         aspect_ratios=((2,), (2, 3), (2, 3), (2,), (2,)),
+        **_box_layout(size, maps, scales),
     )
 
 
@@ -297,7 +309,6 @@ def _ssdlite_preset() -> SSDConfig:
     size = 320
     maps = (20, 10, 5, 3, 2, 1)
     scales = (0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95)
-    sizes = [round(s * size, 2) for s in scales]
     return SSDConfig(
         name="ssdlite320_mobilenetv2",
         image_size=size,
@@ -311,11 +322,8 @@ def _ssdlite_preset() -> SSDConfig:
             ExtraBlock(128, 256, 3, 2, 1),
             ExtraBlock(64, 128, 3, 2, 1),
         ),
-        feature_map_sizes=maps,
-        steps=tuple(size / f for f in maps),
-        min_sizes=tuple(sizes[:-1]),
-        max_sizes=tuple(sizes[1:]),
         aspect_ratios=((2, 3),) * len(maps),
+        **_box_layout(size, maps, scales),
     )
 
 
