@@ -10,11 +10,12 @@ convs before batch norm have no bias.
 
 import keras
 
+from keras_ssd.backbones.conv import batch_norm_relu
+
 
 def _bn_relu6(x, name, momentum):
     """BatchNormalization (`name_bn`, `momentum`) then ReLU6 (`name_relu`)."""
-    x = keras.layers.BatchNormalization(momentum=momentum, synchronized=True, name=f"{name}_bn")(x)
-    return keras.layers.ReLU(6.0, name=f"{name}_relu")(x)
+    return batch_norm_relu(x, name, momentum, max_value=6.0)
 
 
 def _pointwise(x, filters, name, momentum):

@@ -10,10 +10,8 @@ def conv_relu(x, filters, kernel_size, name, batch_norm=False, batch_norm_moment
         x: float `[B, H, W, C]` tensor.
         filters, kernel_size, **conv_kwargs: as for `keras.layers.Conv2D`.
         name: the conv layer's name (the BN and ReLU take `name_bn`, `name_relu`).
-        batch_norm: insert `BatchNormalization` (folded into the conv by TFLite),
-            synchronized across replicas so that distributed training uses
-            the global batch's statistics and every worker keeps the same
-            moving averages.
+        batch_norm: insert `BatchNormalization` (folded into the conv by TFLite;
+            see `batch_norm_relu`).
         batch_norm_momentum: momentum of the batch norm's moving averages.
 
     Returns:
@@ -22,5 +20,24 @@ def conv_relu(x, filters, kernel_size, name, batch_norm=False, batch_norm_moment
     if not batch_norm:
         return keras.layers.Conv2D(filters, kernel_size, activation="relu", name=name, **conv_kwargs)(x)
     x = keras.layers.Conv2D(filters, kernel_size, use_bias=False, name=name, **conv_kwargs)(x)
-    x = keras.layers.BatchNormalization(momentum=batch_norm_momentum, synchronized=True, name=f"{name}_bn")(x)
-    return keras.layers.ReLU(name=f"{name}_relu")(x)
+    return batch_norm_relu(x, name, batch_norm_momentum)
+
+
+def batch_norm_relu(x, name, momentum, max_value=None):
+    """BatchNormalization (`name_bn`) then ReLU (`name_relu`, capped at `max_value`).
+
+    Every batch norm of keras_ssd's own layers is built here, synchronized
+    across replicas so that distributed training uses the global batch's
+    statistics and every worker keeps the same moving averages.
+
+    Args:
+        x: float `[B, H, W, C]` tensor.
+        name: prefix of the two layers' names.
+        momentum: momentum of the batch norm's moving averages.
+        max_value: ReLU cap (6.0 for ReLU6), None for none.
+
+    Returns:
+        float `[B, H, W, C]`.
+    """
+    x = keras.layers.BatchNormalization(momentum=momentum, synchronized=True, name=f"{name}_bn")(x)
+    return keras.layers.ReLU(max_value, name=f"{name}_relu")(x)
