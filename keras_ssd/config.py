@@ -215,9 +215,67 @@ class SSDConfig:
         """Total number of default boxes N."""
         return sum(f * f * k for f, k in zip(self.feature_map_sizes, self.boxes_per_location))
 
+    def source_map_sizes(self, image_size: int) -> Tuple[int, ...]:
+        """Side of each source map this network gives at `image_size` px.
+
+        vgg16: max-pools 1, 2 and 4 round down, pool3 rounds up (conv4_3 at
+        stride 8, fc7 at stride 16); mobilenet_v2: every stride-2 layer rounds
+        up (`keras.applications`' `correct_pad`; strides 16 and 32). Extra
+        block k: `(H + 2 padding - kernel_size) // strides + 1`.
+        (`build_ssd` checks `feature_map_sizes` against the built network.)
+        """
+        if self.backbone == "vgg16":
+            conv4_3 = -(-(image_size // 2 // 2) // 2)
+            sides = [conv4_3, conv4_3 // 2]
+        else:
+            stride16 = image_size
+            for _ in range(4):
+                stride16 = -(-stride16 // 2)
+            sides = [stride16, -(-stride16 // 2)]
+        for block in self.extra_blocks:
+            sides.append((sides[-1] + 2 * block.padding - block.kernel_size) // block.strides + 1)
+        return tuple(sides)
+
+    def with_image_size(self, image_size: int) -> "SSDConfig":
+        """This config at another input side, default boxes scaled with the image.
+
+        The network is fully convolutional, so its weights fit any size; what
+        changes is the box layout: `feature_map_sizes` from `source_map_sizes`,
+        `min_sizes` and `max_sizes` keep their fraction of the image side
+        (rounded to 0.01 px), `steps` become `image_size / side`. E.g.
+        `ssdlite320_mobilenetv2` at 160 px has maps 10, 5, 3, 2, 1, 1 and
+        840 default boxes, ~1/4 of the compute per image.
+
+        Raises:
+            ValueError: `image_size` is below 32 px or so small that a source
+                map would be empty.
+        """
+        if image_size == self.image_size:
+            return self
+        if not isinstance(image_size, int) or image_size < 32:
+            raise ValueError(f"image_size must be an int of at least 32 px, got {image_size!r}")
+        sides = self.source_map_sizes(image_size)
+        if min(sides) < 1:
+            raise ValueError(
+                f"{self.name} at image_size={image_size} would give source maps {sides}; "
+                "use a larger image_size"
+            )
+        scale = image_size / self.image_size
+        return dataclasses.replace(
+            self,
+            image_size=image_size,
+            feature_map_sizes=sides,
+            steps=tuple(image_size / side for side in sides),
+            min_sizes=tuple(round(s * scale, 2) for s in self.min_sizes),
+            max_sizes=tuple(round(s * scale, 2) for s in self.max_sizes),
+        )
+
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "SSDConfig":
         """Returns the preset `name` with `overrides` applied.
+
+        An `image_size` override rescales the preset's box layout as
+        `with_image_size` does; box-layout fields given beside it win.
 
         Raises:
             ValueError: for an unknown preset or an unknown override field;
@@ -229,7 +287,10 @@ class SSDConfig:
         unknown = sorted(set(overrides) - valid)
         if unknown:
             raise ValueError(f"Unknown SSDConfig field(s) {unknown}; valid fields: {sorted(valid)}")
-        return dataclasses.replace(PRESETS[name], **overrides)
+        preset = PRESETS[name]
+        if "image_size" in overrides:
+            preset = preset.with_image_size(overrides["image_size"])
+        return dataclasses.replace(preset, **overrides)
 
     def to_dict(self) -> dict:
         """Plain-Python (JSON-serialisable) form; `SSDConfig(**d)` rebuilds it."""

@@ -1,5 +1,8 @@
-"""Evaluate a trained SSD: `python -m training.evaluate --model M.keras --dataset D --metric voc07`.
+"""Evaluate a trained or exported SSD: `python -m training.evaluate --model M --dataset D`.
 
+`--model` is a `.keras` file saved by `training.train`, a `.tflite` file or a
+SavedModel directory from `training.export` (exported models are run as users
+run them, through `keras_ssd.export.load_detector`, one raw image at a time).
 Prints the per-class AP table and writes the result as JSON (default:
 `<model>.<metric>.json` beside the model).
 """
@@ -11,48 +14,87 @@ import os
 import keras
 
 import keras_ssd
-from keras_ssd import evaluation
+from keras_ssd import evaluation, export
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__)
-    parser.add_argument("--model", required=True, help="a .keras file saved by training.train")
+    parser.add_argument(
+        "--model", required=True,
+        help="a .keras file saved by training.train, a .tflite file or a SavedModel directory",
+    )
     parser.add_argument("--dataset", default="shapes", help="source, as for keras_ssd.data.load")
     parser.add_argument("--split", default=None, help="default: 'val' for a VOC dir, else 'validation'")
     parser.add_argument("--image-dir", help="image directory of a COCO json dataset")
+    parser.add_argument(
+        "--dataset-options", type=json.loads,
+        help="JSON keyword options for keras_ssd.data.load, as for training.train",
+    )
     parser.add_argument("--metric", default="voc07", choices=list(evaluation.METRICS))
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=16, help="batch size of a .keras model")
     parser.add_argument("--output", help="JSON file for the result")
     return parser
 
 
-def evaluate(model_path, dataset, split=None, metric="voc07", batch_size=16, image_dir=None):
-    """Evaluates the `.keras` SSD at `model_path` on `dataset`; returns the evaluator's result."""
-    if not os.path.isfile(model_path):
-        raise ValueError(f"Model file {model_path!r} does not exist")
-    model = keras.models.load_model(model_path)
+def _examples(dataset, split, image_dir, dataset_options):
+    if split is None:
+        split = "val" if os.path.isdir(dataset) else "validation"
+    return keras_ssd.data.load(dataset, split=split, image_dir=image_dir, **(dataset_options or {}))
+
+
+def _evaluate_keras(model_path, examples, metric, batch_size, dataset):
+    model = keras.models.load_model(model_path, compile=False)
     cfg = getattr(model, "ssd_config", None)
     if cfg is None:
         raise ValueError(f"{model_path!r} is not an SSD training model saved by keras_ssd")
-    if split is None:
-        split = "val" if os.path.isdir(dataset) else "validation"
     names = model.class_names or keras_ssd.data.class_names(dataset)
-    batches = keras_ssd.data.eval_pipeline(
-        keras_ssd.data.load(dataset, split=split, image_dir=image_dir), cfg, batch_size
-    )
     callback = evaluation.MeanAveragePrecisionCallback(
-        batches,
+        keras_ssd.data.eval_pipeline(examples, cfg, batch_size),
         evaluation.make_evaluator(metric, cfg.num_classes, names),
         detector=keras_ssd.build_detector(model, cfg),
     )
     return callback.evaluate()
 
 
+def _evaluate_exported(model_path, examples, metric, dataset):
+    detector = export.load_detector(model_path)
+    names = detector.class_names or keras_ssd.data.class_names(dataset)
+    evaluator = evaluation.make_evaluator(metric, len(names), names)
+    for batch in keras_ssd.data.eval_pipeline(examples, None, 1):
+        evaluator.update(detector(batch["image"].numpy()), batch)
+    return evaluator.result()
+
+
+def evaluate(model_path, dataset, split=None, metric="voc07", batch_size=16, image_dir=None,
+             dataset_options=None):
+    """Evaluates the model at `model_path` on `dataset`; returns the evaluator's result.
+
+    Args:
+        model_path: a `.keras` SSD (run in batches of `batch_size`), or a
+            `.tflite` file or SavedModel directory (run one raw image at a time).
+        dataset, split, image_dir, dataset_options: as for `keras_ssd.data.load`.
+        metric: a key of `keras_ssd.evaluation.METRICS`.
+
+    Raises:
+        ValueError: `model_path` does not exist or is not an SSD of keras_ssd.
+    """
+    if not os.path.exists(model_path):
+        raise ValueError(f"Model {model_path!r} does not exist")
+    examples = _examples(dataset, split, image_dir, dataset_options)
+    if model_path.endswith(".keras"):
+        return _evaluate_keras(model_path, examples, metric, batch_size, dataset)
+    return _evaluate_exported(model_path, examples, metric, dataset)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    result = evaluate(args.model, args.dataset, args.split, args.metric, args.batch_size, args.image_dir)
-    print(evaluation.format_table(result, title=f"{args.metric} AP"))
-    path = args.output or f"{os.path.splitext(args.model)[0]}.{args.metric}.json"
+    result = evaluate(
+        args.model, args.dataset, args.split, args.metric, args.batch_size, args.image_dir,
+        args.dataset_options,
+    )
+    print(evaluation.format_table(result, title=f"{args.metric} AP of {args.model}"))
+    stem = os.path.splitext(os.path.normpath(args.model))[0]
+    path = args.output or f"{stem}.{args.metric}.json"
     with open(path, "w") as f:
         json.dump(result, f, indent=2, default=float)
     print(f"Wrote {path}")

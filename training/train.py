@@ -36,6 +36,8 @@ from training import options
 
 DEFAULTS = {
     "preset": "ssd_tiny",
+    "image_size": None,
+    "model_options": None,
     "dataset": "shapes",
     "train_split": "train",
     "val_dataset": None,
@@ -86,6 +88,11 @@ def build_parser():
     add = parser.add_argument
     add("--config", help="YAML or JSON file of these options (underscored names); flags win")
     add("--preset", help=f"SSDConfig preset (default {DEFAULTS['preset']})")
+    add("--image-size", type=int,
+        help="network input side in px (default: the preset's); the default boxes scale "
+        "with it (SSDConfig.with_image_size)")
+    add("--model-options", type=json.loads,
+        help='JSON SSDConfig field overrides of the preset, e.g. \'{"batch_norm_momentum": 0.9}\'')
     add("--dataset", help="'shapes', 'voc/2007', 'coco/2017', a VOC dir or a COCO json; "
         "join several with '+' (default shapes)")
     add("--train-split", help="split to train on (default train)")
@@ -205,7 +212,12 @@ def run(args):
         )
     if num_classes != len(names):
         names = None
-    cfg = keras_ssd.SSDConfig.from_preset(args.preset, num_classes=num_classes)
+    overrides = dict(args.model_options or {})
+    if "num_classes" in overrides:
+        raise ValueError("--model-options: give the class count with --num-classes, not num_classes")
+    if args.image_size:
+        overrides["image_size"] = args.image_size
+    cfg = keras_ssd.SSDConfig.from_preset(args.preset, **{**overrides, "num_classes": num_classes})
     learning_rate = args.learning_rate
 
     train = keras_ssd.data.train_pipeline(
@@ -236,7 +248,7 @@ def run(args):
         args.batch_size,
     )
     total_steps = steps_per_epoch * args.epochs
-    print(f"{cfg.name}: {num_classes} classes, {cfg.num_boxes} default boxes; {steps_per_epoch} "
+    print(f"{cfg.name} at {cfg.image_size} px: {num_classes} classes, {cfg.num_boxes} default boxes; {steps_per_epoch} "
           f"steps/epoch x {args.epochs} epochs at batch {args.batch_size}, "
           f"{args.optimizer} at lr {learning_rate:g} for batch 32; augment {args.augment}; "
           f"{strategy.num_replicas_in_sync} replica(s)")

@@ -138,13 +138,16 @@ def eval_pipeline(
 
     Args:
         ds: example dicts from `keras_ssd.data.load`.
-        cfg: `keras_ssd.SSDConfig` (uses `image_size`).
+        cfg: `keras_ssd.SSDConfig` (uses `image_size`), or None to keep each
+            image as loaded (uint8, its own size; `batch_size` must then be 1),
+            for exported detectors, which resize inside.
         batch_size: examples per batch (the last batch may be smaller).
         num_parallel_calls: parallelism of the resize map.
 
     Returns:
         Dataset of dicts:
           `"image"`: float32 `[B, S, S, 3]` RGB 0..255, resized (bilinear);
+            with `cfg=None`, uint8 `[1, H, W, 3]` as loaded;
           `"original_size"`: int32 `[B, 2]` (height, width) before resizing;
           `"boxes"`: float32 `[B, M, 4]` normalised `[ymin, xmin, ymax, xmax]`
             (normalised coordinates are the same in the original and resized
@@ -153,13 +156,18 @@ def eval_pipeline(
           `"difficult"`, `"is_crowd"`: bool `[B, M]`, padded with False;
           `"image_id"`: string `[B]`.
     """
-    size = int(cfg.image_size)
+    if cfg is None and batch_size != 1:
+        raise ValueError(
+            f"eval_pipeline without a cfg keeps images at their own sizes: batch_size must be 1, "
+            f"got {batch_size!r}"
+        )
+    size = None if cfg is None else int(cfg.image_size)
 
     def prepare(example):
         example = _with_defaults(example)
-        image = tf.cast(example["image"], tf.float32)
+        image = tf.cast(example["image"], tf.uint8 if size is None else tf.float32)
         out = {
-            "image": tf.image.resize(image, [size, size], method="bilinear"),
+            "image": image if size is None else tf.image.resize(image, [size, size], method="bilinear"),
             "original_size": tf.shape(example["image"])[:2],
             "boxes": example["boxes"],
             "labels": example["labels"],
@@ -173,7 +181,7 @@ def eval_pipeline(
 
     ds = ds.map(prepare, num_parallel_calls=num_parallel_calls)
     padding = {
-        "image": 0.0,
+        "image": tf.constant(0, tf.uint8) if size is None else 0.0,
         "original_size": 0,
         "boxes": 0.0,
         "labels": -1,
@@ -184,7 +192,7 @@ def eval_pipeline(
     ds = ds.padded_batch(
         batch_size,
         padded_shapes={
-            "image": [size, size, 3],
+            "image": [size, size, 3],  # [None, None, 3] without a cfg
             "original_size": [2],
             "boxes": [None, 4],
             "labels": [None],

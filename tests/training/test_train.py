@@ -83,6 +83,22 @@ def test_short_main_job_learns(tmp_path):
     assert best.class_names == ["circle", "square", "triangle"]
 
 
+def test_image_size_and_model_options_reach_the_trained_model(tmp_path):
+    args = train.options.parse(
+        train.build_parser(),
+        train.DEFAULTS,
+        ["--output", str(tmp_path), "--image-size", "192", "--model-options", '{"batch_norm_momentum": 0.8}',
+         "--epochs", "1", "--train-examples", "16", "--val-examples", "8", "--batch-size", "8"],
+    )
+    metrics = train.run(args)
+    model = keras.models.load_model(tmp_path / "best.keras")
+    cfg = model.ssd_config
+    assert (cfg.name, cfg.image_size, cfg.feature_map_sizes) == ("ssd_tiny", 192, (24, 12, 6, 3, 1))
+    assert cfg.batch_norm_momentum == 0.8
+    assert model.output_shape == (None, 3424, 4 + 3 + 1)
+    assert np.isfinite(metrics["mAP"])
+
+
 def test_resume_after_sigkill(tmp_path):
     output = tmp_path / "run"
     command = _command(output, "--epochs", "3")
