@@ -1,19 +1,23 @@
 """Transfer learning: change the classes of a trained SSD, keep what it learned."""
 
 import dataclasses
+import re
 
 from keras_ssd.model import build_ssd
 
-_CLASS_HEAD_PREFIX = "conf_"
+# The class-score predictors `conf_0` .. `conf_k`, whose outputs depend on the classes
+# (SSDLite's `conf_k_depthwise` convs before them do not).
+_CLASS_HEAD = re.compile(r"conf_\d+")
 
 
 def with_num_classes(model, num_classes, class_names=None):
     """A copy of `model` for `num_classes` classes: same backbone and box heads,
     new class heads.
 
-    Every weight is copied except the class-score heads `conf_k`, whose output
-    size depends on the classes; they get a fresh initialisation (as in
-    `build_ssd`). Use it to fine-tune a detector trained on other data (e.g.
+    Every weight is copied except the class-score predictors `conf_k`, whose
+    output size depends on the classes; they get a fresh initialisation (as in
+    `build_ssd`). SSDLite's depthwise convs before them (`conf_k_depthwise`)
+    are kept. Use it to fine-tune a detector trained on other data (e.g.
     the converted torchvision COCO model) on your own classes:
 
         coco = keras.models.load_model("ssd300_coco.keras")
@@ -42,6 +46,6 @@ def with_num_classes(model, num_classes, class_names=None):
         )
     new = build_ssd(dataclasses.replace(cfg, num_classes=num_classes), class_names=class_names)
     for layer in new.layers:
-        if layer.weights and not layer.name.startswith(_CLASS_HEAD_PREFIX):
+        if layer.weights and not _CLASS_HEAD.fullmatch(layer.name):
             layer.set_weights(model.get_layer(layer.name).get_weights())
     return new

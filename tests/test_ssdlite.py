@@ -207,6 +207,12 @@ def test_bad_weights_file_and_config_are_clear_errors(tmp_path):
 def test_with_num_classes_keeps_the_backbone(model):
     new = keras_ssd.with_num_classes(model, 3)
     assert new.output_shape == (None, 3234, 4 + 3 + 1)
+    # Only the 1x1 class predictors are new; their depthwise convs (random, so equal only
+    # if copied) are kept.
+    np.testing.assert_array_equal(
+        new.get_layer("conf_2_depthwise").kernel, model.get_layer("conf_2_depthwise").kernel
+    )
+    assert new.get_layer("conf_2").kernel.shape[-1] == 6 * 4 != model.get_layer("conf_2").kernel.shape[-1]
     np.testing.assert_array_equal(
         new.get_layer("mobilenet_v2").get_layer("Conv1").kernel, model.get_layer("mobilenet_v2").get_layer("Conv1").kernel
     )
