@@ -99,6 +99,16 @@ def test_image_size_and_model_options_reach_the_trained_model(tmp_path):
     assert np.isfinite(metrics["mAP"])
 
 
+def test_shipped_ssdlite_shapes_config_parses_to_its_model():
+    config = os.path.join(ROOT, "training", "configs", "ssdlite_shapes.yaml")
+    args = train.with_recipe(train.options.parse(train.build_parser(), train.DEFAULTS, ["--config", config]))
+    assert (args.preset, args.image_size, args.optimizer, args.batch_size) == ("ssdlite320_mobilenetv2", 160, "adamw", 16)
+    cfg = keras_ssd.SSDConfig.from_preset(args.preset, image_size=args.image_size, **args.model_options)
+    assert (cfg.feature_map_sizes, cfg.num_boxes, cfg.batch_norm_momentum) == ((10, 5, 3, 2, 1, 1), 840, 0.9)
+    assert train._augment_options(args.augment).max_expand_ratio == 2.0
+    assert keras_ssd.data.load("shapes", "train", **args.dataset_options).cardinality() == 2000
+
+
 def test_resume_after_sigkill(tmp_path):
     output = tmp_path / "run"
     command = _command(output, "--epochs", "3")
