@@ -250,10 +250,10 @@ class SSDConfig:
             ValueError: `image_size` is below 32 px or so small that a source
                 map would be empty.
         """
-        if image_size == self.image_size:
-            return self
         if not isinstance(image_size, int) or image_size < 32:
             raise ValueError(f"image_size must be an int of at least 32 px, got {image_size!r}")
+        if image_size == self.image_size:
+            return self
         sides = self.source_map_sizes(image_size)
         if min(sides) < 1:
             raise ValueError(

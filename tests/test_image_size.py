@@ -71,6 +71,7 @@ def test_explicit_box_fields_beside_image_size_win():
         ("ssd300_vgg16", 257, "image_size=257"),
         ("ssdlite320_mobilenetv2", 16, "at least 32 px, got 16"),
         ("ssdlite320_mobilenetv2", 160.0, "int of at least 32 px, got 160.0"),
+        ("ssd_tiny", 160.0, "int of at least 32 px, got 160.0"),  # even at the preset's size
     ],
 )
 def test_too_small_sizes_are_clear_errors(preset, size, message):
