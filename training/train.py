@@ -218,7 +218,6 @@ def run(args):
     if args.image_size:
         overrides["image_size"] = args.image_size
     cfg = keras_ssd.SSDConfig.from_preset(args.preset, **{**overrides, "num_classes": num_classes})
-    learning_rate = args.learning_rate
 
     train = keras_ssd.data.train_pipeline(
         _load(args.dataset, args.train_split, args.image_dir, args.train_examples, args.dataset_options),
@@ -250,13 +249,13 @@ def run(args):
     total_steps = steps_per_epoch * args.epochs
     print(f"{cfg.name} at {cfg.image_size} px: {num_classes} classes, {cfg.num_boxes} default boxes; {steps_per_epoch} "
           f"steps/epoch x {args.epochs} epochs at batch {args.batch_size}, "
-          f"{args.optimizer} at lr {learning_rate:g} for batch 32; augment {args.augment}; "
+          f"{args.optimizer} at lr {args.learning_rate:g} for batch 32; augment {args.augment}; "
           f"{strategy.num_replicas_in_sync} replica(s)")
 
     with strategy.scope():
         model = keras_ssd.build_ssd(cfg, backbone_weights=args.backbone_weights, class_names=names)
         optimizer = OPTIMIZERS[args.optimizer](
-            learning_rate,
+            args.learning_rate,
             args.batch_size,
             total_steps,
             warmup_steps=min(int(args.warmup_epochs * steps_per_epoch), total_steps),
@@ -287,6 +286,8 @@ def run(args):
     # every pass), with `steps_per_epoch`: Keras otherwise makes a new iterator every
     # epoch, and dropping the old one stalled the next epoch's first step for up to
     # ~60 s (seen on the 2-core CPU machine with ssdlite320_mobilenetv2, 2026-11-24).
+    # Repeating the batched passes (not `train_pipeline(repeat=True)`, which repeats
+    # before batching) keeps an epoch exactly one pass of the counted batches.
     model.fit(
         _shardable(train.repeat()), epochs=args.epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks
     )
