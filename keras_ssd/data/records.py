@@ -85,7 +85,7 @@ def records_to_dataset(
     def read(example):
         example = dict(example)
         path = example.pop("image_path")
-        example["image"] = image_files.decode_image(tf.io.read_file(path))
+        example["image"] = image_files.load_image(path)
         example["boxes"] = tf.ensure_shape(example["boxes"], [None, 4])
         return example
 

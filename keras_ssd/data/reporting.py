@@ -5,7 +5,8 @@ images before it builds a `tf.data.Dataset`. A `SkipReport` collects what was
 wrong: in the default mode each problem is skipped with one `BadInputWarning`
 naming the file and the reason, and `summarize()` warns once more with the
 totals; with `strict=True` the first problem raises a `ValueError` naming the
-file instead.
+file instead. A source whose every example was skipped raises a `ValueError`
+saying so rather than yielding an empty dataset.
 """
 
 import dataclasses
@@ -56,7 +57,20 @@ class SkipReport:
         warnings.warn(f"{file}: {message}", BadInputWarning, stacklevel=2)
 
     def summarize(self, num_kept: int) -> None:
-        """Warns once with the totals if anything was skipped."""
+        """Warns once with the totals if anything was skipped.
+
+        Args:
+            num_kept: examples left after skipping.
+
+        Raises:
+            ValueError: every example was skipped, so the dataset would be
+                empty (said before any batching hides the cause).
+        """
+        if num_kept == 0 and self.skipped_examples:
+            raise ValueError(
+                f"{self.source}: kept 0 of {len(self.skipped_examples)} examples: every "
+                "annotation was skipped, see the warnings above"
+            )
         if self.skipped_examples or self.skipped_boxes:
             warnings.warn(
                 f"{self.source}: skipped {len(self.skipped_examples)} example(s) and "

@@ -82,11 +82,14 @@ def load(
         `[ymin, xmin, ymax, xmax]`, `"labels": int32[M]` (0-based),
         `"difficult": bool[M], "image_id": string}`; COCO sources add
         `"is_crowd": bool[M]` (crowd regions, which metrics ignore).
-        Images without objects are kept with M = 0.
+        Images without objects are kept with M = 0. Image files are read
+        by `read_image` (EXIF orientation applied: boxes refer to the
+        upright image, as annotation tools draw them).
 
     Raises:
         ValueError: unknown source or split, missing `image_dir`, bad input
-            in strict mode. TypeError: an option the source does not take.
+            in strict mode, every example of a VOC dir or COCO json skipped.
+            TypeError: an option the source does not take.
     """
     kind = _kind(source)
     if kind != "coco" and image_dir is not None:

@@ -150,12 +150,13 @@ def test_strict_mode_accepts_unusual_but_valid_images(tmp_path, files, as_list):
     assert len(got) == 4
 
 
-def test_image_whose_every_box_is_bad_is_skipped(tmp_path, files, as_list):
+def test_dataset_whose_every_example_is_skipped_says_so(tmp_path, files):
     root = str(tmp_path / "allbad")
     files.write_image(f"{root}/JPEGImages/x.jpg", np.zeros((20, 24, 3), np.uint8))
     files.write_voc_xml(root, "x", "x.jpg", (20, 24), [("cat", (5, 5, 4, 9), False)])
     with pytest.warns(data.BadInputWarning, match="every object was invalid"):
-        assert as_list(data.load(root, None, class_names=NAMES)) == []
+        with pytest.raises(ValueError, match="kept 0 of 1 examples: every annotation was skipped"):
+            data.load(root, None, class_names=NAMES)
 
 
 @pytest.fixture
