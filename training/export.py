@@ -8,8 +8,11 @@ SavedModel: written to `<output>/<name>/<version>/` (the layout TF Serving
 loads), the next free version unless `--version` is given; an existing version
 is never overwritten. TFLite: `<output>/<name>.tflite` (float32) or
 `<output>/<name>_<quantize>.tflite`, plus `<stem>.labels.txt`; an existing file
-is an error unless `--overwrite`. Several formats and quantisations can be
-written in one call (`--format saved_model tflite --quantize none int8`).
+is an error unless `--overwrite`; every `.tflite` carries TFLite metadata
+with the class names (MediaPipe's `ObjectDetector` loads it as it is). Several
+formats and quantisations can be written in one call (`--format saved_model
+tflite --quantize none int8`). Phone apps may want `--score-threshold 0.3
+--max-detections 20`, and `--nms fast` with many classes.
 """
 
 import argparse
@@ -52,6 +55,13 @@ def build_parser():
     parser.add_argument("--score-threshold", type=float, help="post-processing override")
     parser.add_argument("--nms-iou-threshold", type=float, help="post-processing override")
     parser.add_argument("--max-detections", type=int, help="post-processing override")
+    parser.add_argument(
+        "--nms",
+        choices=["regular", "fast"],
+        default="regular",
+        help="TFLite NMS: regular = per class, as the Keras detector (default); fast = one NMS "
+        "over each box's best class (the TF Object Detection API's mobile default)",
+    )
     return parser
 
 
@@ -103,6 +113,7 @@ def run(args):
                     tflite_path(args.output, name, quantize),
                     quantize=quantize,
                     calibration=calibration,
+                    use_regular_nms=args.nms == "regular",
                     overwrite=args.overwrite,
                     **postprocess,
                 )

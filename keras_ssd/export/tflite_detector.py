@@ -1,5 +1,7 @@
 """`TFLiteDetector`: an exported `.tflite` SSD run like `keras_ssd.build_detector`'s model."""
 
+import os
+
 import numpy as np
 
 from keras_ssd.export import labels
@@ -38,22 +40,38 @@ class TFLiteDetector:
     Args:
         path: the `.tflite` file; class names are read from `<stem>.labels.txt`
             when present.
-        num_threads: interpreter threads (None: the runtime's default).
+        num_threads: interpreter threads; None: all of the machine's cores
+            (the exported post-processing gives the same detections at any
+            thread count).
 
     Attributes:
         image_size: side S of the model's input.
         class_names: list of names, or None without a labels file.
         interpreter: the `ai_edge_litert.interpreter.Interpreter`.
+
+    Raises:
+        ValueError: `path` is missing, not a `.tflite` flatbuffer (truncated
+            or another kind of file), or has no `serving_default` signature
+            with an `images` input; the message names the file.
     """
 
     def __init__(self, path, num_threads=None):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        self._runner = self.interpreter.get_signature_runner("serving_default")
-        spec = self._runner.get_input_details()["images"]
+        path = str(path)
+        if not os.path.isfile(path):
+            raise ValueError(f"TFLite model {path!r} does not exist")
+        try:
+            self.interpreter = Interpreter(model_path=path, num_threads=num_threads or os.cpu_count())
+            self._runner = self.interpreter.get_signature_runner("serving_default")
+            spec = self._runner.get_input_details()["images"]
+        except (ValueError, RuntimeError, KeyError) as error:
+            raise ValueError(
+                f"{path!r} is not a TFLite detection model exported by keras_ssd "
+                f"(truncated, or not a .tflite file: {error})"
+            ) from None
         self.image_size = int(spec["shape"][1])
-        self.class_names = labels.read_labels(labels.tflite_labels_path(str(path)))
+        self.class_names = labels.read_labels(labels.tflite_labels_path(path))
 
     def __call__(self, images):
         """Detects objects, one image at a time (the TFLite op takes batch 1).
@@ -64,9 +82,9 @@ class TFLiteDetector:
 
         Returns:
             dict of numpy arrays as `build_detector`'s model returns:
-            `detection_boxes` float32 `[B, K, 4]` normalised yxyx,
-            `detection_scores` float32 `[B, K]`, `detection_classes` int32
-            `[B, K]` (0-based), `num_detections` int32 `[B]`.
+            `detection_boxes` float32 `[B, K, 4]` normalised yxyx, clipped to
+            [0, 1], `detection_scores` float32 `[B, K]`, `detection_classes`
+            int32 `[B, K]` (0-based), `num_detections` int32 `[B]`.
 
         Raises:
             ValueError: images of the wrong rank, channel count or dtype.
@@ -78,6 +96,8 @@ class TFLiteDetector:
             images = np.clip(np.round(resized), 0, 255).astype(np.uint8)
         outputs = [self._runner(images=image[None]) for image in images]
         batch = {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
+        # Fast-NMS files return the op's unclipped decode; clipping in float keeps every file alike.
+        batch["detection_boxes"] = np.clip(batch["detection_boxes"], 0.0, 1.0)
         batch["detection_classes"] = batch["detection_classes"].astype(np.int32)
         batch["num_detections"] = batch["num_detections"].astype(np.int32)
         return batch

@@ -29,9 +29,14 @@ def center_to_corners(boxes):
 
 
 def corners_to_center(boxes):
-    """Converts `[..., 4]` boxes from `[ymin, xmin, ymax, xmax]` to `[cy, cx, h, w]`."""
+    """Converts `[..., 4]` boxes from `[ymin, xmin, ymax, xmax]` to `[cy, cx, h, w]`.
+
+    Written with slices (single-output ops), so a TFLite converter can keep
+    every op of it in float32 by name.
+    """
     boxes = tf.convert_to_tensor(boxes, tf.float32)
-    return tf.stack(_to_center(boxes), axis=-1)
+    low, high = boxes[..., :2], boxes[..., 2:]
+    return tf.concat([(low + high) / 2.0, high - low], axis=-1)
 
 
 def area(boxes):

@@ -70,6 +70,16 @@ def tflite_files(trained_model, tmp_path_factory):
     }
 
 
+@pytest.fixture(scope="session")
+def int8_file(trained_model, tmp_path_factory):
+    """The trained model as an int8 `.tflite`, calibrated on 100 training images."""
+    calibration = export.calibration_images(
+        data.load("shapes", "train", num_examples=100, seed=1, **SHAPES), SHAPES["image_size"], 100
+    )
+    path = str(tmp_path_factory.mktemp("int8") / "ssd_tiny_int8.tflite")
+    return export.export_tflite(trained_model, path, quantize="int8", calibration=calibration, verbose=False)
+
+
 def encode(image, fmt="PNG"):
     """Bytes of uint8 `[H, W, 3]` `image` encoded as PNG or JPEG."""
     buffer = io.BytesIO()
