@@ -19,6 +19,7 @@ import sys
 
 from keras_ssd.convert import convert_torchvision_ssd300, load_torchvision_state_dict
 from keras_ssd.transfer import with_num_classes
+from training import cli
 
 SOURCES = ("torchvision",)
 
@@ -71,15 +72,12 @@ def convert(source, path, output, num_classes=None, class_names=None, overwrite=
     return model
 
 
+@cli.entry_point
 def main(argv=None):
     args = build_parser().parse_args(argv)
     source, path = args.source
     names = [n.strip() for n in args.class_names.split(",")] if args.class_names else None
-    try:
-        model = convert(source, path, args.output, args.num_classes, names, args.overwrite)
-    except (ValueError, ImportError, FileExistsError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    model = convert(source, path, args.output, args.num_classes, names, args.overwrite)
     cfg = model.ssd_config
     print(
         f"{args.output}: {cfg.name}, {cfg.num_classes} classes, {model.count_params():,} parameters"

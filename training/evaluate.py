@@ -10,11 +10,13 @@ Prints the per-class AP table and writes the result as JSON (default:
 import argparse
 import json
 import os
+import sys
 
 import keras
 
 import keras_ssd
 from keras_ssd import evaluation, export
+from training import cli, options
 
 
 def build_parser():
@@ -34,12 +36,6 @@ def build_parser():
     parser.add_argument("--batch-size", type=int, default=16, help="batch size of a .keras model")
     parser.add_argument("--output", help="JSON file for the result")
     return parser
-
-
-def _examples(dataset, split, image_dir, dataset_options):
-    if split is None:
-        split = "val" if os.path.isdir(dataset) else "validation"
-    return keras_ssd.data.load(dataset, split=split, image_dir=image_dir, **(dataset_options or {}))
 
 
 def _evaluate_keras(model_path, examples, metric, batch_size, dataset):
@@ -76,16 +72,20 @@ def evaluate(model_path, dataset, split=None, metric="voc07", batch_size=16, ima
         metric: a key of `keras_ssd.evaluation.METRICS`.
 
     Raises:
-        ValueError: `model_path` does not exist or is not an SSD of keras_ssd.
+        ValueError: `model_path` does not exist or is not an SSD of keras_ssd,
+            or the dataset is unusable (the message names the file or option).
     """
     if not os.path.exists(model_path):
         raise ValueError(f"Model {model_path!r} does not exist")
-    examples = _examples(dataset, split, image_dir, dataset_options)
+    examples = options.load_dataset(
+        dataset, options.validation_split(dataset, split), image_dir, dataset_options
+    )
     if model_path.endswith(".keras"):
         return _evaluate_keras(model_path, examples, metric, batch_size, dataset)
     return _evaluate_exported(model_path, examples, metric, dataset)
 
 
+@cli.entry_point
 def main(argv=None):
     args = build_parser().parse_args(argv)
     result = evaluate(
@@ -101,4 +101,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

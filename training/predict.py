@@ -6,7 +6,11 @@
 directory. Writes `<output>/detections.json` (per image: its size and the
 detections scoring at least `--min-score`, with class names, scores and boxes
 in pixels) and `<output>/<image stem>.png`, a copy of each image with the
-detections drawn and labelled.
+detections drawn and labelled. Images are read by `keras_ssd.data.read_image`
+(EXIF orientation applied, so a phone photo is drawn upright; 16-bit images
+scaled to 8 bits). Unreadable files are skipped with an error line (exit
+status 1); when none can be read nothing is written. Images the model cannot
+judge (far smaller than its input, or without edges or texture) get a warning.
 """
 
 import argparse
@@ -17,8 +21,15 @@ import sys
 import numpy as np
 from PIL import Image, ImageDraw
 
+from keras_ssd.data import ImageFileError, read_image
 from keras_ssd.export import load_detector
+from training import cli
 
+# Low-information inputs (see `low_information`).
+_MAX_UPSCALE = 4
+_EDGE_STEP = 8
+_MIN_EDGE_SHARE = 0.01
+_DETAIL_SIDE = 300
 _COLOURS = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240))
 
 
@@ -29,19 +40,42 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", required=True, help=".keras, .tflite or SavedModel directory")
-    parser.add_argument("images", nargs="+", help="image files (JPEG, PNG, BMP, GIF)")
+    parser.add_argument("images", nargs="+", help="image files (JPEG, PNG, BMP, GIF, WebP, TIFF)")
     parser.add_argument("--output", default="predictions", help="folder for the JSON and PNGs")
     parser.add_argument("--min-score", type=float, default=0.3, help="keep detections scoring this or more")
     return parser
 
 
-def read_image(path):
-    """uint8 `[H, W, 3]` RGB from an image file; ValueError naming the file if unreadable."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot read image {path!r}: {error}") from error
+def low_information(image, image_size):
+    """Why detections on `image` would be unreliable, or an empty list.
+
+    Args:
+        image: uint8 `[H, W, 3]` RGB.
+        image_size: side of the model's square input, or None if the detector
+            does not say (then only the detail is checked, at 300 px).
+
+    Returns:
+        list of str, each naming one problem: a side far smaller than the
+        network input (upscaled more than `_MAX_UPSCALE` times), or almost no
+        edges or texture at the network's resolution (a constant, nearly
+        constant or smoothly graded image).
+    """
+    problems = []
+    height, width = image.shape[:2]
+    if image_size and min(height, width) * _MAX_UPSCALE < image_size:
+        problems.append(
+            f"it is {height}x{width} px, far smaller than the model's {image_size}x{image_size} input"
+        )
+    side = image_size or _DETAIL_SIDE
+    seen = np.asarray(Image.fromarray(image).resize((side, side), Image.BILINEAR), np.int16)
+    steps = np.concatenate([np.abs(np.diff(seen, axis=0)).ravel(), np.abs(np.diff(seen, axis=1)).ravel()])
+    edges = float(np.mean(steps > _EDGE_STEP))
+    if edges < _MIN_EDGE_SHARE:
+        problems.append(
+            f"it has almost no edges or texture ({edges:.1%} of neighbouring pixel values differ by "
+            f"more than {_EDGE_STEP} levels: constant, nearly constant or a smooth gradient)"
+        )
+    return problems
 
 
 def to_records(outputs, index, height, width, class_names, min_score):
@@ -101,46 +135,55 @@ def draw(image, records):
 def predict(model, image_paths, output, min_score=0.3):
     """Runs the detector on each file; writes the JSON and PNGs.
 
+    Prints one line on stderr for each file that cannot be read (skipped) and
+    a warning for each low-information image (see `low_information`).
+
     Returns:
         `(results, errors)`: the JSON entries written, and `(path, message)`
         for files that could not be read (skipped).
+
+    Raises:
+        ValueError: no image could be read; nothing is written then, and an
+            `output` folder this call made is removed.
     """
     detector = load_detector(model)
-    os.makedirs(output, exist_ok=True)
     results, errors, stems = [], [], set()
-    for path in image_paths:
-        try:
-            image = read_image(path)
-        except ValueError as error:
-            errors.append((path, str(error)))
-            continue
-        outputs = detector(image[None])
-        records = to_records(outputs, 0, image.shape[0], image.shape[1], detector.class_names, min_score)
-        stem = os.path.splitext(os.path.basename(path))[0]
-        while stem in stems:  # same name in different folders
-            stem += "_"
-        stems.add(stem)
-        png = os.path.join(output, f"{stem}.png")
-        draw(image, records).save(png)
-        results.append(
-            {"image": path, "height": image.shape[0], "width": image.shape[1], "drawn": png, "detections": records}
-        )
-    with open(os.path.join(output, "detections.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    with cli.output_folder(output, keep=lambda: bool(results)):
+        for path in image_paths:
+            try:
+                image = read_image(path)
+            except ImageFileError as error:
+                errors.append((path, str(error)))
+                print(f"error: {error}", file=sys.stderr)
+                continue
+            for problem in low_information(image, getattr(detector, "image_size", None)):
+                print(f"warning: {path}: {problem}; detections on it are unreliable", file=sys.stderr)
+            outputs = detector(image[None])
+            records = to_records(outputs, 0, image.shape[0], image.shape[1], detector.class_names, min_score)
+            stem = os.path.splitext(os.path.basename(path))[0]
+            while stem in stems:  # same name in different folders
+                stem += "_"
+            stems.add(stem)
+            png = os.path.join(output, f"{stem}.png")
+            draw(image, records).save(png)
+            results.append(
+                {"image": path, "height": image.shape[0], "width": image.shape[1], "drawn": png, "detections": records}
+            )
+        if not results:
+            raise ValueError(
+                f"none of the {len(image_paths)} image(s) could be read (see above); nothing was written"
+            )
+        with open(os.path.join(output, "detections.json"), "w") as f:
+            json.dump(results, f, indent=2)
     return results, errors
 
 
+@cli.entry_point
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        results, errors = predict(args.model, args.images, args.output, args.min_score)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    results, errors = predict(args.model, args.images, args.output, args.min_score)
     for result in results:
         print(f"{result['image']}: {len(result['detections'])} detection(s) -> {result['drawn']}")
-    for path, message in errors:
-        print(f"error: {message}", file=sys.stderr)
     print(f"wrote {os.path.join(args.output, 'detections.json')}")
     return 1 if errors else 0
 

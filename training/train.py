@@ -8,7 +8,8 @@ last finished epoch (`keras.callbacks.BackupAndRestore`).
 
 Files in `--output`: `best.keras` (highest val_mAP), `last.keras`,
 `log.csv`, `logs/` (TensorBoard), `metrics.json` (final evaluation),
-`backup/` (resume state; removed when training finishes).
+`backup/` (resume state; removed when training finishes). A run that fails before
+its first checkpoint removes the `--output` folder it created (never one that existed).
 
 The paper's VOC07+12 SSD300 (77.2 mAP on VOC07 test, needs a GPU):
 
@@ -22,6 +23,7 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 import time
 
 import keras
@@ -32,7 +34,7 @@ from keras_ssd import evaluation
 from keras_ssd.callbacks import ResumableBackup, SafeModelCheckpoint
 from keras_ssd.distribute import STRATEGIES, is_chief, make_strategy, worker_index
 from keras_ssd.optimizers import OPTIMIZERS
-from training import options
+from training import cli, options
 
 DEFAULTS = {
     "preset": "ssd_tiny",
@@ -161,25 +163,6 @@ def _augment_options(value):
     return keras_ssd.data.AugmentOptions(**value)
 
 
-def _load(source, split, image_dir, limit=None, options=None):
-    """Loads one source or several joined with '+', concatenated, first `limit` examples."""
-    datasets = [
-        keras_ssd.data.load(part, split=split, image_dir=image_dir, **(options or {}))
-        for part in source.split("+")
-    ]
-    dataset = datasets[0]
-    for other in datasets[1:]:
-        dataset = dataset.concatenate(other)
-    return dataset.take(limit) if limit else dataset
-
-
-def _val_split(args):
-    if args.val_split:
-        return args.val_split
-    source = args.val_dataset or args.dataset
-    return "val" if os.path.isdir(source) else "validation"
-
-
 def _jit(value):
     return {"auto": "auto", "true": True, "false": False}.get(str(value).lower(), value)
 
@@ -201,8 +184,14 @@ def run(args):
     strategy = make_strategy(args.strategy)
     chief = is_chief()
     output = args.output if chief else os.path.join(args.output, "workers", f"worker-{worker_index()}")
-    os.makedirs(output, exist_ok=True)
+    # A run that fails before its first checkpoint has nothing to resume from:
+    # the folder it created goes with it.
+    with cli.output_folder(output, keep=lambda: os.path.exists(os.path.join(output, "last.keras"))):
+        return _train(args, strategy, output, chief, start)
 
+
+def _train(args, strategy, output, chief, start):
+    """`run` after the set-up: builds, fits and evaluates; returns the final metrics."""
     names = keras_ssd.data.class_names(args.dataset.split("+")[0])
     num_classes = args.num_classes or len(names)
     if num_classes < len(names):
@@ -220,7 +209,9 @@ def run(args):
     cfg = keras_ssd.SSDConfig.from_preset(args.preset, **{**overrides, "num_classes": num_classes})
 
     train = keras_ssd.data.train_pipeline(
-        _load(args.dataset, args.train_split, args.image_dir, args.train_examples, args.dataset_options),
+        options.load_dataset(
+            args.dataset, args.train_split, args.image_dir, args.dataset_options, args.train_examples
+        ),
         cfg,
         args.batch_size,
         augment=_augment_options(args.augment),
@@ -233,15 +224,18 @@ def run(args):
     if args.steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, args.steps_per_epoch)
     if steps_per_epoch < 1:
-        raise ValueError(f"{args.dataset!r} gives no full training batch of {args.batch_size}")
+        raise ValueError(
+            f"{args.dataset!r} gives no full training batch of {args.batch_size}: it has fewer "
+            "training examples than that; pass a smaller --batch-size"
+        )
     val_source = args.val_dataset or args.dataset
     val = keras_ssd.data.eval_pipeline(
-        _load(
+        options.load_dataset(
             val_source,
-            _val_split(args),
+            options.validation_split(val_source, args.val_split),
             args.val_image_dir or args.image_dir,
-            args.val_examples,
             args.dataset_options if val_source == args.dataset else None,
+            args.val_examples,
         ),
         cfg,
         args.batch_size,
@@ -313,9 +307,10 @@ def run(args):
     return metrics
 
 
+@cli.entry_point
 def main(argv=None):
     run(options.parse(build_parser(), DEFAULTS, argv))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
