@@ -9,6 +9,13 @@ Every shape touches all four sides of its box on the pixel grid, so the boxes
 are exact: `[y0 / H, x0 / W, (y0 + s) / H, (x0 + s) / W]` for a shape whose
 `s`x`s` pixel block starts at row `y0`, column `x0`.
 
+Two options make images the default data never has, for models that must also
+answer "nothing here": `empty_share` (images without objects, only background)
+and `plain_share` (backgrounds of a flat colour and gradient, without stripes or
+noise). By default every image has objects on a textured background, so every
+texture-free region a model sees in training is an object's inside; such a
+model calls a blank image one large square.
+
 Generation is pure TensorFlow (stateless random ops keyed by seed, split and
 index), so it runs in a parallel `map`, the same seed gives the same images,
 and the splits use disjoint random streams.
@@ -35,7 +42,7 @@ def _uniform(seed, shape, lo, hi, dtype=tf.float32):
     return tf.random.stateless_uniform(shape, seed, lo, hi, dtype=dtype)
 
 
-def _background(seeds, height, width):
+def _background(seeds, height, width, textured=True):
     hf, wf = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
     yy = (tf.range(hf) + 0.5)[:, None, None] / hf  # [H,1,1]
     xx = (tf.range(wf) + 0.5)[None, :, None] / wf  # [1,W,1]
@@ -43,6 +50,7 @@ def _background(seeds, height, width):
     # Linear colour gradient in a random direction.
     grad = _uniform(seeds[1], [2, 3], -30.0, 30.0)
     image = mean + grad[0] * (yy - 0.5) * 2 + grad[1] * (xx - 0.5) * 2
+    texture = tf.cast(textured, tf.float32)  # 0: a plain background
     # Sinusoidal stripes of random frequency and orientation.
     params = _uniform(seeds[2], [4], 0.0, 1.0)
     angle = params[0] * 3.14159
@@ -50,8 +58,8 @@ def _background(seeds, height, width):
     phase = tf.sin(
         (tf.cos(angle) * yy + tf.sin(angle) * xx) * freq * 6.28318 + params[2] * 6.28
     )
-    image += phase * (5.0 + 20.0 * params[3]) * _uniform(seeds[3], [3], 0.3, 1.0)
-    image += _uniform(seeds[4], tf.stack([height, width, 3]), -12.0, 12.0)
+    image += texture * phase * (5.0 + 20.0 * params[3]) * _uniform(seeds[3], [3], 0.3, 1.0)
+    image += texture * _uniform(seeds[4], tf.stack([height, width, 3]), -12.0, 12.0)
     return image, mean
 
 
@@ -64,6 +72,8 @@ def generate_example(
     max_objects: int = 4,
     min_objects: int = 1,
     object_size: tuple[float, float] = (0.03, 0.8),
+    empty_share: float = 0.0,
+    plain_share: float = 0.0,
 ):
     """Generates example `index` (graph-mode safe, no Python per pixel).
 
@@ -75,6 +85,9 @@ def generate_example(
         max_objects, min_objects: object count range (inclusive).
         object_size: `(min, max)` object side as a fraction of the shorter
             image side.
+        empty_share: probability that the image has no objects (M = 0).
+        plain_share: probability that the background is a flat colour and
+            gradient only (no stripes, no noise).
 
     Returns:
         `{"image": uint8[H,W,3], "boxes": float32[M,4]` normalised
@@ -91,6 +104,10 @@ def generate_example(
     count = tf.random.stateless_uniform(
         [], seeds[1], min_objects, max_objects + 1, dtype=tf.int32
     )
+    # Their own streams (folded from the key), so the default images stay as they were.
+    extra = tf.random.stateless_uniform([2], tf.random.experimental.stateless_fold_in(key, -1))
+    if empty_share > 0:
+        count = tf.where(extra[0] < empty_share, 0, count)
 
     short = tf.cast(tf.minimum(height, width), tf.float32)
     log_side = _uniform(
@@ -109,7 +126,7 @@ def generate_example(
         [count], seeds[5], 0, len(CLASS_NAMES), dtype=tf.int32
     )
 
-    background, mean = _background(seeds[6:11], height, width)
+    background, mean = _background(seeds[6:11], height, width, textured=extra[1] >= plain_share)
     offsets = tf.random.stateless_uniform(
         [count, 3], seeds[11], _MIN_COLOUR_OFFSET, _MAX_COLOUR_OFFSET, dtype=tf.int32
     )
@@ -136,6 +153,7 @@ def generate_example(
     # The top-most (last drawn) object covering each pixel, 0 for background.
     order = tf.range(1, count + 1)[:, None, None]
     top_index = tf.reduce_max(tf.where(masks, order, 0), axis=0)  # [H, W]
+    top_index = tf.maximum(top_index, 0)  # no objects: the max of nothing is INT_MIN
     palette = tf.concat([tf.zeros([1, 3]), colours], axis=0)
     painted = tf.gather(palette, top_index)
     image = tf.where((top_index > 0)[..., None], painted, background)
@@ -162,6 +180,8 @@ def load(
     max_objects: int = 4,
     min_objects: int = 1,
     object_size: tuple[float, float] = (0.03, 0.8),
+    empty_share: float = 0.0,
+    plain_share: float = 0.0,
     seed: int = 0,
 ) -> tf.data.Dataset:
     """The generated shapes dataset.
@@ -174,6 +194,10 @@ def load(
         max_objects, min_objects: objects per image (inclusive range).
         object_size: `(min, max)` object side as a fraction of the image's
             shorter side.
+        empty_share: share of images without objects (only background), in
+            [0, 1]; 0 by default.
+        plain_share: share of images whose background is a flat colour and
+            gradient without stripes or noise, in [0, 1]; 0 by default.
         seed: base seed; the same seed gives the same dataset.
 
     Returns:
@@ -203,6 +227,9 @@ def load(
         raise ValueError(
             f"object_size must satisfy 0 < min <= max <= 1, got {object_size!r}"
         )
+    for name, share in (("empty_share", empty_share), ("plain_share", plain_share)):
+        if not 0 <= share <= 1:
+            raise ValueError(f"{name} must be in [0, 1], got {share!r}")
     n = DEFAULT_NUM_EXAMPLES[split] if num_examples is None else int(num_examples)
     if n < 0:
         raise ValueError(f"num_examples must be >= 0, got {num_examples!r}")
@@ -213,6 +240,8 @@ def load(
         "max_objects": int(max_objects),
         "min_objects": int(min_objects),
         "object_size": tuple(float(v) for v in object_size),
+        "empty_share": float(empty_share),
+        "plain_share": float(plain_share),
     }
     return tf.data.Dataset.range(n).map(
         lambda i: generate_example(i, **options),

@@ -125,3 +125,21 @@ def test_bad_options_are_named():
         data.load("shapes", image_size=(300, 200))
     with pytest.raises(TypeError):
         data.load("shapes", bogus=1)
+
+
+def test_empty_and_plain_shares():
+    examples = _load(n=60, empty_share=0.5, plain_share=1.0)
+    counts = [len(ex["labels"]) for ex in examples]
+    assert 15 <= counts.count(0) <= 45 and max(counts) > 0
+    for ex in examples:
+        assert ex["boxes"].shape == (len(ex["labels"]), 4)
+        if not len(ex["labels"]):
+            # A plain background: a flat colour plus a gentle gradient, no stripes or noise.
+            steps = np.abs(np.diff(ex["image"].astype(int), axis=1))
+            assert steps.max() <= 2, ex["image_id"]
+    # The default data is unchanged by the options' existence.
+    default, same = _load(n=5), _load(n=5, empty_share=0.0, plain_share=0.0)
+    for a, b in zip(default, same):
+        np.testing.assert_array_equal(a["image"], b["image"])
+    with pytest.raises(ValueError, match=r"empty_share must be in \[0, 1\], got 1.5"):
+        data.load("shapes", empty_share=1.5)
