@@ -7,9 +7,9 @@ fails one test and not the suite:
     python tests/export/runtime_runner.py litert MODEL IMAGES.npy --threads 2
 
 IMAGES.npy holds uint8 `[B, S, S, 3]` RGB at the model's input size. Prints
-one JSON list per image of `{"class": name, "score": s, "box": [ymin, xmin,
-ymax, xmax]}`; MediaPipe boxes are in pixels (MediaPipe rounds them), LiteRT
-boxes are normalised. LiteRT runs the plain `ai_edge_litert` interpreter (as
+one JSON list per image of `{"class": name, "score": s, "box": [...]}`:
+MediaPipe's own integer pixel box `[origin_y, origin_x, height, width]` (it
+truncates each to whole pixels), LiteRT's normalised `[ymin, xmin, ymax, xmax]`. LiteRT runs the plain `ai_edge_litert` interpreter (as
 an app does), not keras_ssd's loader.
 """
 
@@ -36,8 +36,7 @@ def mediapipe_detections(model, images, min_score):
                     "class": c.category_name,
                     "score": c.score,
                     "box": [d.bounding_box.origin_y, d.bounding_box.origin_x,
-                            d.bounding_box.origin_y + d.bounding_box.height,
-                            d.bounding_box.origin_x + d.bounding_box.width],
+                            d.bounding_box.height, d.bounding_box.width],
                 }
                 for d in found.detections
                 for c in d.categories

