@@ -8,8 +8,9 @@ then, for each file:
 
 * VOC07 mAP on the 200-image shapes validation split (`TFLiteDetector`);
 * batch-1 latency in `ai_edge_litert`'s interpreter at 1 thread and at all
-  cores, median and p90 in ms over `--repeats` interleaved rounds of
-  `--seconds` each, on shapes validation images at the input size;
+  cores, median and p90 in ms over `--repeats` rounds of `--seconds` each
+  (every file and thread count in each round), on 20 shapes validation
+  images resized to the input;
 * whether the detections at all cores equal those at 1 thread.
 
 Other jobs on the machine slow every row alike, so compare rows of one run;
@@ -61,8 +62,8 @@ def main():
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     model = keras.saving.load_model(args.model, compile=False)
     size, num_classes = model.ssd_config.image_size, model.ssd_config.num_classes
-    validation = list(data.load("shapes", "validation", image_size=size).as_numpy_iterator())
-    images = np.stack([e["image"] for e in validation[:20]])
+    validation = list(data.load("shapes", "validation").as_numpy_iterator())
+    images = export.calibration_images(data.load("shapes", "validation"), size, 20)  # resized to the input
     calibration = export.calibration_images(data.load("shapes", "train", image_size=size), size)
     cores = os.cpu_count()
     rows = []

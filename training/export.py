@@ -23,6 +23,7 @@ import keras
 
 import keras_ssd
 from keras_ssd import export
+from training import cli, options
 
 
 def build_parser():
@@ -100,8 +101,8 @@ def run(args):
     if "tflite" in args.format:
         calibration = None
         if "int8" in args.quantize:
-            source = keras_ssd.data.load(
-                args.calibration_data, args.calibration_split, image_dir=args.calibration_image_dir
+            source = options.load_dataset(
+                args.calibration_data, args.calibration_split, args.calibration_image_dir
             )
             calibration = export.calibration_images(
                 source, model.ssd_config.image_size, args.calibration_images
@@ -121,13 +122,10 @@ def run(args):
     return written
 
 
+@cli.entry_point
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        paths = run(args)
-    except (ValueError, FileExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    paths = run(args)
     for path in paths:
         print(path)
     return 0

@@ -75,8 +75,8 @@ def load(
             `check_images=True` (probe every image header up front). TFDS:
             `data_dir`, `download=True`, `shuffle_files=False`. Shapes:
             `num_examples`, `image_size=(256, 320)`, `max_objects=4`,
-            `min_objects=1`, `object_size=(0.03, 0.8)`, `empty_share=0`,
-            `plain_share=0`, `seed=0`.
+            `min_objects=1`, `object_size=(0.03, 0.8)`, `empty_share=0.1`,
+            `plain_share=0.2`, `seed=0`.
 
     Returns:
         Dataset of `{"image": uint8[H,W,3], "boxes": float32[M,4]` normalised

@@ -1,4 +1,4 @@
-"""Export and inference: SavedModel for TF Serving, TFLite (float and int8), loaders.
+"""Export and inference: SavedModel for TF Serving, TFLite (float and int8, with metadata), loaders.
 
 Boxes in every output are float32, normalised `[ymin, xmin, ymax, xmax]`;
 classes are 0-based object classes.
@@ -9,6 +9,7 @@ from keras_ssd.export.inference import KerasDetector, SavedModelDetector, load_d
 from keras_ssd.export.saved_model import OUTPUT_KEYS, SIGNATURES, export_saved_model
 from keras_ssd.export.tflite import QUANTIZATIONS, calibration_images, convert_to_tflite, export_tflite
 from keras_ssd.export.tflite_detector import TFLiteDetector
+from keras_ssd.export.tflite_metadata import read_detection_metadata
 
 __all__ = [
     "KerasDetector",
@@ -23,5 +24,6 @@ __all__ = [
     "export_saved_model",
     "export_tflite",
     "load_detector",
+    "read_detection_metadata",
     "resize_images",
 ]

@@ -17,7 +17,6 @@ from ai_edge_litert.interpreter import Interpreter
 import keras_ssd
 from conftest import shapes_examples
 from keras_ssd import export
-from keras_ssd.export import tflite_metadata
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEMO = os.path.join(os.path.dirname(os.path.dirname(HERE)), "saved_models")
@@ -92,7 +91,7 @@ def variants(tflite_files, int8_file):
 )
 def test_mediapipe_object_detector_loads_the_file_and_agrees(variants, test_images, tmp_path, variant):
     path = variants[variant]
-    metadata = tflite_metadata.read_detection_metadata(path)
+    metadata = export.read_detection_metadata(path)
     assert metadata["output_names"] == ["location", "category", "score", "number of detections"]
     expected = export.TFLiteDetector(path, num_threads=1)(test_images)
     mediapipe = run_runtime("mediapipe", path, test_images, tmp_path, "--min-score", str(MIN_SCORE))
@@ -103,7 +102,7 @@ def test_mediapipe_object_detector_loads_the_file_and_agrees(variants, test_imag
 
 def test_metadata_names_the_model_and_its_classes(tflite_files, trained_model):
     path = tflite_files["none"]
-    metadata = tflite_metadata.read_detection_metadata(path)
+    metadata = export.read_detection_metadata(path)
     assert metadata["class_names"] == ["circle", "square", "triangle"]
     assert metadata["class_names"] == export.TFLiteDetector(path).class_names  # the labels.txt beside it
     assert metadata["name"] == trained_model.name and metadata["version"] == keras_ssd.__version__
@@ -184,7 +183,7 @@ def test_export_options_reach_the_file(trained_model, images, tmp_path):
     assert out["detection_boxes"].shape == (8, 5, 4)
     valid = np.arange(5)[None] < out["num_detections"][:, None]
     assert (out["detection_scores"][valid] >= 0.3).all() and out["num_detections"].sum() >= 4
-    assert "fast (class-agnostic) NMS" in tflite_metadata.read_detection_metadata(path)["description"]
+    assert "fast (class-agnostic) NMS" in export.read_detection_metadata(path)["description"]
     with pytest.raises(ValueError, match=r"score threshold in \(0, 1\), got 0.0"):
         export.convert_to_tflite(trained_model, score_threshold=0.0)
 

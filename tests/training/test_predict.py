@@ -81,3 +81,13 @@ def test_export_cli_versions_and_refusals(model_file, tmp_path, capsys):
     assert "applies to --format tflite only" in capsys.readouterr().err
     assert export_cli.main(["--model", str(tmp_path / "missing.keras"), "--output", base]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_export_cli_phone_options_reach_the_tflite(model_file, tmp_path):
+    args = ["--model", model_file, "--format", "tflite", "--output", str(tmp_path), "--name", "phone",
+            "--nms", "fast", "--score-threshold", "0.2", "--max-detections", "7"]
+    assert export_cli.main(args) == 0
+    path = str(tmp_path / "phone.tflite")
+    description = export.read_detection_metadata(path)["description"]
+    assert "fast (class-agnostic) NMS" in description and "score threshold 0.2" in description
+    assert export.TFLiteDetector(path)(np.zeros([1, 160, 160, 3], np.uint8))["detection_boxes"].shape == (1, 7, 4)

@@ -1,0 +1,92 @@
+"""Regenerate the shipped demo model and every export of it in `saved_models/`.
+
+    python -m training.regenerate_demo                  # train the main job, then export
+    python -m training.regenerate_demo --run runs/shapes  # from a finished main-job run
+
+Trains the default main job (`python -m training.train --output <run>`) unless
+`--run` names a finished one, then writes, replacing the old files:
+
+* `ssd_tiny.keras`: the run's `best.keras` without optimizer state;
+* `ssd_tiny.json`: the VOC07 mAP, per-class AP, minutes and per-epoch
+  `val_mAP` training recorded (tests/export/test_demo_model.py checks the
+  model against it);
+* `ssd_tiny/1/`: the SavedModel for TF Serving;
+* `ssd_tiny.tflite` and `ssd_tiny_int8.tflite` (calibrated on 100 `shapes`
+  training images), each with metadata and a `.labels.txt`.
+
+All of them come from the one model, and the tests check them against each other.
+"""
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import sys
+
+import keras
+
+from training import cli
+from training import export as export_cli
+from training import train
+
+NAME = "ssd_tiny"
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m training.regenerate_demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--run", help="a finished main-job output folder (default: train one in runs/demo)")
+    parser.add_argument("--output", default="saved_models", help="folder of the shipped files")
+    return parser
+
+
+def record(run):
+    """The `ssd_tiny.json` record of a finished main-job run folder."""
+    with open(os.path.join(run, "metrics.json")) as f:
+        metrics = json.load(f)
+    with open(os.path.join(run, "log.csv")) as f:
+        per_epoch = [round(float(row["val_mAP"]), 4) for row in csv.DictReader(f)]
+    return {
+        "source": "python -m training.train (the default main job), via python -m training.regenerate_demo",
+        "metric": metrics["metric"],
+        "mAP": metrics["mAP"],
+        "per_class_ap": metrics["per_class_ap"],
+        "minutes": round(metrics["minutes"], 2),
+        "val_mAP_per_epoch": per_epoch,
+    }
+
+
+@cli.entry_point
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    run = args.run
+    if run is None:
+        run = os.path.join("runs", "demo")
+        if os.path.exists(run):
+            raise ValueError(f"{run} exists; remove it, or pass --run {run} to export a finished run")
+        status = train.main(["--output", run])
+        if status:
+            return status
+    best = os.path.join(run, "best.keras")
+    if not os.path.isfile(best):
+        raise ValueError(f"{best!r} does not exist: --run must be a finished main-job output folder")
+    model = keras.saving.load_model(best, compile=False)
+    os.makedirs(args.output, exist_ok=True)
+    model.save(os.path.join(args.output, f"{NAME}.keras"))
+    with open(os.path.join(args.output, f"{NAME}.json"), "w") as f:
+        json.dump(record(run), f, indent=2)
+    shutil.rmtree(os.path.join(args.output, NAME), ignore_errors=True)
+    status = export_cli.main([
+        "--model", os.path.join(args.output, f"{NAME}.keras"), "--format", "saved_model", "tflite",
+        "--quantize", "none", "int8", "--calibration-data", "shapes", "--output", args.output,
+        "--version", "1", "--overwrite",
+    ])
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
