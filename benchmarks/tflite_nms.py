@@ -64,7 +64,7 @@ def main():
     size, num_classes = model.ssd_config.image_size, model.ssd_config.num_classes
     validation = list(data.load("shapes", "validation").as_numpy_iterator())
     images = export.calibration_images(data.load("shapes", "validation"), size, 20)  # resized to the input
-    calibration = export.calibration_images(data.load("shapes", "train", image_size=size), size)
+    calibration = export.calibration_images(data.load("shapes", "train"), size)  # as training.export does
     cores = os.cpu_count()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,6 +29,7 @@ the one custom op only (no Flex/TF Select ops).
 """
 
 import os
+import re
 import sys
 import tempfile
 
@@ -43,7 +44,7 @@ from keras_ssd.detector import build_detector
 from keras_ssd.export import labels
 from keras_ssd.export.images import resize_images
 from keras_ssd.export.tflite_metadata import add_detection_metadata
-from keras_ssd.export.tflite_postprocess import MERGE_SCOPE, detection_postprocess
+from keras_ssd.export.tflite_postprocess import FLOAT_SCOPE, detection_postprocess
 
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
 # The TF Object Detection API's output order, which readers that go by position use.
@@ -95,9 +96,8 @@ def _tflite_graph(heads, decoder, size, use_regular_nms):
 
     def serve(images):
         offsets, logits = heads(tf.cast(images, tf.float32), training=False)
-        scores = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
         boxes, classes, scores, count = detection_postprocess(
-            tf.cast(offsets, tf.float32), scores, decoder, use_regular_nms=use_regular_nms
+            tf.cast(offsets, tf.float32), tf.cast(logits, tf.float32), decoder, use_regular_nms=use_regular_nms
         )
         return {
             "detection_boxes": boxes,
@@ -119,28 +119,34 @@ def _representative(images, verbose):
     return generate
 
 
-def _quantize_int8_keeping_merge_float(converter, representative):
-    """Full-integer quantisation with the post-processing's merge ops left in float32.
+def _float_node_names(flatbuffer):
+    """Output tensor names of the ops in `FLOAT_SCOPE` (or a uniquified `FLOAT_SCOPE_k`)."""
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    in_scope = re.compile(rf"{FLOAT_SCOPE}(_\d+)?/")
+    names = (t.name.decode() for t in model.subgraphs[0].tensors)
+    # A fused op's name joins its parts with ";".
+    return sorted({name for name in names if any(in_scope.match(part) for part in name.split(";"))})
 
-    The regular-NMS merge (`tflite_postprocess.MERGE_SCOPE`) carries decoded
-    boxes from op to op; quantised, they would fall on a 1/255 grid. The
+
+def _quantize_int8_keeping_postprocess_float(converter, representative):
+    """Full-integer quantisation of the network; the post-processing stays float32.
+
+    The ops in `tflite_postprocess.FLOAT_SCOPE` (softmax, score columns,
+    the merge's inputs) carry scores and decoded boxes between the
+    post-processing ops; quantised, the boxes would fall on a 1/255 grid. The
     converter's selective quantisation (`QuantizationDebugger` with
-    `denylisted_nodes`, the documented way) keeps those nodes in float32.
+    `denylisted_nodes`, the documented way) keeps them in float32; their
+    names are read from a float conversion of the same graph.
     """
+    optimizations, supported_ops = converter.optimizations, converter.target_spec.supported_ops
+    converter.optimizations, converter.target_spec.supported_ops = [], [tf.lite.OpsSet.TFLITE_BUILTINS]
+    float_nodes = _float_node_names(converter.convert())
+    converter.optimizations, converter.target_spec.supported_ops = optimizations, supported_ops
     converter.representative_dataset = representative
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=representative)
-    calibrated = flatbuffer_utils.convert_bytearray_to_object(bytearray(debugger.calibrated_model))
-    merge_nodes = sorted(
-        {
-            t.name.decode()
-            for t in calibrated.subgraphs[0].tensors
-            if any(part.startswith(f"{MERGE_SCOPE}/") for part in t.name.decode().split(";"))
-        }
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_nodes or None)
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=representative, debug_options=options
     )
-    if merge_nodes:
-        debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-            denylisted_nodes=merge_nodes
-        )
     return debugger.get_nondebug_quantized_model()
 
 
@@ -199,7 +205,7 @@ def convert_to_tflite(model, *, quantize="none", calibration=None, use_regular_n
             converter.target_spec.supported_types = [tf.float16]
         if quantize == "int8":
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            flatbuffer = _quantize_int8_keeping_merge_float(
+            flatbuffer = _quantize_int8_keeping_postprocess_float(
                 converter, _representative(np.asarray(calibration, np.uint8), verbose)
             )
         else:

@@ -30,7 +30,8 @@ Two NMS modes (`use_regular_nms`):
 
 In both modes the outputs of the last op are the model's outputs, in the op's
 order, and the post-processing runs in float32 on the dequantised network
-outputs, also in int8 models (`MERGE_SCOPE` names the float-only merge ops).
+outputs, also in int8 models: `FLOAT_SCOPE` names the ops that int8 conversion
+keeps in float32 (the softmax, the per-class score columns, the merge's inputs).
 
 The converter's MLIR pass (`tensorflow/compiler/mlir/lite/utils/nms_utils.cc`)
 replaces a `tf.function` whose `experimental_implements` names the op with the
@@ -43,9 +44,8 @@ import tensorflow as tf
 from keras_ssd.ops import boxes as box_ops
 
 OP_NAME = "TFLite_Detection_PostProcess"
-# Name scope of the ops between the per-class ops and the merge op; int8
-# conversion keeps them in float32.
-MERGE_SCOPE = "detection_merge"
+# Name scope of the post-processing ops that int8 conversion keeps in float32.
+FLOAT_SCOPE = "detection_float"
 
 
 def _implements_signature(*, num_classes, max_detections, use_regular_nms, score_threshold,
@@ -81,13 +81,13 @@ def _op(box_encodings, class_scores, anchors, **attrs):
     return postprocess(box_encodings, class_scores, anchors)
 
 
-def detection_postprocess(box_encodings, class_scores, decoder, use_regular_nms=True):
+def detection_postprocess(box_encodings, class_logits, decoder, use_regular_nms=True):
     """Marks the post-processing ops for the TFLite converter.
 
     Args:
         box_encodings: float32 `[1, N, 4]` offsets `[ty, tx, th, tw]`.
-        class_scores: float32 `[1, N, num_classes + 1]` softmax scores,
-            background at index 0.
+        class_logits: float32 `[1, N, num_classes + 1]` class logits,
+            background at index 0; the softmax is part of the post-processing.
         decoder: the Keras detector's `DetectionDecoder`; the ops take its
             default boxes (as anchors `[yc, xc, h, w]`), variances, classes,
             `score_threshold` (must be > 0), `iou_threshold` and
@@ -109,6 +109,8 @@ def detection_postprocess(box_encodings, class_scores, decoder, use_regular_nms=
         )
     num_classes, k = decoder.num_classes, decoder.max_detections
     anchors = box_ops.corners_to_center(decoder.default_boxes.boxes())
+    with tf.name_scope(FLOAT_SCOPE):
+        class_scores = tf.nn.softmax(class_logits, axis=-1)
     common = dict(max_detections=k, score_threshold=decoder.score_threshold,
                   scales=[1.0 / v for v in decoder.variances])
     if not use_regular_nms:
@@ -116,11 +118,12 @@ def detection_postprocess(box_encodings, class_scores, decoder, use_regular_nms=
                    use_regular_nms=False, iou_threshold=decoder.iou_threshold, **common)
     survivors = []
     for k_class in range(num_classes):
-        one_class = tf.stack([class_scores[..., 0], class_scores[..., k_class + 1]], axis=-1)
+        with tf.name_scope(FLOAT_SCOPE):  # a quantised slice would have to keep the softmax's scale
+            one_class = tf.stack([class_scores[..., 0], class_scores[..., k_class + 1]], axis=-1)
         boxes, _, scores, _ = _op(box_encodings, one_class, anchors, num_classes=1,
                                   use_regular_nms=True, iou_threshold=decoder.iou_threshold, **common)
         survivors.append((boxes, scores, k_class))
-    with tf.name_scope(MERGE_SCOPE):
+    with tf.name_scope(FLOAT_SCOPE):
         boxes = tf.clip_by_value(tf.concat([b for b, _, _ in survivors], axis=1)[0], 0.0, 1.0)
         # Each survivor's score in its class's column: the merge op reads the class from it.
         scores = tf.concat(
