@@ -21,7 +21,7 @@ Quantisation (`quantize=`):
   are taken before `y_pred`'s concatenation so each has its own quantisation
   scale; the post-processing decodes their dequantised values in float32, so
   int8 boxes are as fine as float ones. On the demo model int8 and float32
-  VOC07 mAP are within 0.1 point.
+  VOC07 mAP are within 1 point.
 
 Conversion goes Keras -> SavedModel (Keras' `ExportArchive`, which freezes the
 variables) -> `tf.lite.TFLiteConverter.from_saved_model`, with builtin ops and
