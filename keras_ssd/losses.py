@@ -31,6 +31,11 @@ class SSDLoss(keras.losses.Loss):
         self.neg_pos_ratio = neg_pos_ratio
         self.alpha = alpha
 
+    @classmethod
+    def from_ssd_config(cls, cfg, **kwargs):
+        """The loss an `SSDConfig` asks for (its `neg_pos_ratio`)."""
+        return cls(neg_pos_ratio=cfg.neg_pos_ratio, **kwargs)
+
     def call(self, y_true, y_pred):
         y_true = tf.cast(y_true, tf.float32)
         y_pred = tf.cast(y_pred, tf.float32)

@@ -92,3 +92,15 @@ def test_model_fit_lowers_the_loss(tiny_cfg):
     losses = history.history["loss"]
     assert np.isfinite(losses).all()
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_loss_from_config_takes_its_neg_pos_ratio():
+    cfg = keras_ssd.SSDConfig.from_preset("ssd_tiny", num_classes=3, neg_pos_ratio=1.0)
+    loss = SSDLoss.from_ssd_config(cfg)
+    assert loss.neg_pos_ratio == 1.0 and SSDLoss.from_config(loss.get_config()).neg_pos_ratio == 1.0
+    # One positive, three negatives of rising loss: ratio 1 keeps only the hardest negative.
+    y_true = np.zeros([1, 4, 5], np.float32)
+    y_true[0, 0, 4] = 1
+    y_pred = np.zeros([1, 4, 4 + 2], np.float32)
+    y_pred[0, 1:, 5] = [1.0, 2.0, 3.0]  # negatives' logit for the object class
+    assert float(loss(y_true, y_pred)) < float(SSDLoss()(y_true, y_pred))

@@ -257,7 +257,9 @@ def _train(args, strategy, output, chief, start):
             weight_decay=args.weight_decay,
             clip_norm=args.clip_norm or None,
         )
-        model.compile(optimizer=optimizer, loss=keras_ssd.SSDLoss(), jit_compile=_jit(args.jit_compile))
+        model.compile(
+            optimizer=optimizer, loss=keras_ssd.SSDLoss.from_ssd_config(cfg), jit_compile=_jit(args.jit_compile)
+        )
 
     map_callback = evaluation.MeanAveragePrecisionCallback(
         val,

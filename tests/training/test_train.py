@@ -87,7 +87,8 @@ def test_image_size_and_model_options_reach_the_trained_model(tmp_path):
     args = train.options.parse(
         train.build_parser(),
         train.DEFAULTS,
-        ["--output", str(tmp_path), "--image-size", "192", "--model-options", '{"batch_norm_momentum": 0.8}',
+        ["--output", str(tmp_path), "--image-size", "192",
+         "--model-options", '{"batch_norm_momentum": 0.8, "neg_pos_ratio": 2}',
          "--epochs", "1", "--train-examples", "16", "--val-examples", "8", "--batch-size", "8"],
     )
     metrics = train.run(args)
@@ -95,6 +96,7 @@ def test_image_size_and_model_options_reach_the_trained_model(tmp_path):
     cfg = model.ssd_config
     assert (cfg.name, cfg.image_size, cfg.feature_map_sizes) == ("ssd_tiny", 192, (24, 12, 6, 3, 1))
     assert cfg.batch_norm_momentum == 0.8
+    assert model.loss.neg_pos_ratio == 2  # the loss is built from the config
     assert model.output_shape == (None, 3424, 4 + 3 + 1)
     assert np.isfinite(metrics["mAP"])
 
