@@ -28,14 +28,20 @@ def tflite_labels_path(tflite_path):
     return os.path.splitext(tflite_path)[0] + ".labels.txt"
 
 
-def write_labels(path, class_names):
-    """Writes `class_names` one per line; names may not contain line breaks."""
+def labels_text(class_names):
+    """The label-map text: one name per line; names may not contain line breaks."""
     for name in class_names:
         if "\n" in name or "\r" in name:
             raise ValueError(f"class name {name!r} contains a line break")
+    return "".join(f"{name}\n" for name in class_names)
+
+
+def write_labels(path, class_names):
+    """Writes `labels_text(class_names)` to `path`."""
+    text = labels_text(class_names)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
-        f.write("".join(f"{name}\n" for name in class_names))
+        f.write(text)
 
 
 def read_labels(path):

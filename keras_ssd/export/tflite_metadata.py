@@ -26,6 +26,8 @@ import zipfile
 
 from tensorflow.lite.tools import flatbuffer_utils
 
+from keras_ssd.export import labels as label_map
+
 METADATA_NAME = b"TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
 LABELS_FILE = "labels.txt"
@@ -129,8 +131,7 @@ def add_detection_metadata(flatbuffer, class_names, *, name, description, versio
             f"detection metadata needs 1 input and 4 outputs, the model has "
             f"{len(subgraph.inputs)} and {len(subgraph.outputs)}"
         )
-    if any("\n" in n or "\r" in n for n in class_names):
-        raise ValueError(f"class names may not contain line breaks: {class_names!r}")
+    text = label_map.labels_text(class_names)
     num_detections = int(subgraph.tensors[subgraph.outputs[1]].shape[-1])
     metadata = _detection_metadata(
         fb, name=name, description=description, version=version, author=author,
@@ -150,7 +151,7 @@ def add_detection_metadata(flatbuffer, class_names, *, name, description, versio
     packed = io.BytesIO(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
     packed.seek(0, io.SEEK_END)
     with zipfile.ZipFile(packed, "a") as archive:
-        archive.writestr(LABELS_FILE, "".join(f"{n}\n" for n in class_names))
+        archive.writestr(LABELS_FILE, text)
     return packed.getvalue()
 
 
