@@ -10,13 +10,11 @@ SSDLite of the MobileNetV2 paper (Sandler et al. 2018, section 6.2).
 import dataclasses
 from typing import Tuple, Union
 
-# Accepted values of `SSDConfig.clip_boxes` (True means "corners").
-CLIP_MODES = (False, True, "corners", "center")
-# Accepted values of `SSDConfig.backbone` and `SSDConfig.head`.
-BACKBONES = ("vgg16", "mobilenet_v2")
-HEADS = ("ssd", "ssdlite")
-
-VGG16_WIDTHS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
+from keras_ssd.backbones import BACKBONES
+from keras_ssd.backbones.vgg16 import VGG16_WIDTHS
+from keras_ssd.heads import HEADS
+from keras_ssd.layers.default_boxes import CLIP_MODES
+from keras_ssd.layers.preprocessing import VGG_BGR_MEAN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +127,7 @@ class SSDConfig:
     max_sizes: Tuple[float, ...] = (60, 111, 162, 213, 264, 315)
     aspect_ratios: Tuple[Tuple[float, ...], ...] = ((2,), (2, 3), (2, 3), (2, 3), (2,), (2,))
     clip_boxes: Union[bool, str] = False
-    pixel_mean_bgr: Tuple[float, float, float] = (103.939, 116.779, 123.68)
+    pixel_mean_bgr: Tuple[float, float, float] = VGG_BGR_MEAN
     l2norm_scale: float = 20.0
     variances: Tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.2)
     match_iou_threshold: float = 0.5
@@ -165,9 +163,9 @@ class SSDConfig:
         if self.image_size < 32:
             raise ValueError(f"image_size must be at least 32 px, got {self.image_size!r}")
         if self.backbone not in BACKBONES:
-            raise ValueError(f"Unknown backbone {self.backbone!r}; valid: {BACKBONES}")
+            raise ValueError(f"Unknown backbone {self.backbone!r}; valid: {tuple(BACKBONES)}")
         if self.head not in HEADS:
-            raise ValueError(f"Unknown head {self.head!r}; valid: {HEADS}")
+            raise ValueError(f"Unknown head {self.head!r}; valid: {tuple(HEADS)}")
         if not self.batch_norm and (self.backbone == "mobilenet_v2" or self.head == "ssdlite"):
             raise ValueError(
                 f"backbone {self.backbone!r} with head {self.head!r} is batch-normalised "
@@ -218,20 +216,12 @@ class SSDConfig:
     def source_map_sizes(self, image_size: int) -> Tuple[int, ...]:
         """Side of each source map this network gives at `image_size` px.
 
-        vgg16: max-pools 1, 2 and 4 round down, pool3 rounds up (conv4_3 at
-        stride 8, fc7 at stride 16); mobilenet_v2: every stride-2 layer rounds
-        up (`keras.applications`' `correct_pad`; strides 16 and 32). Extra
-        block k: `(H + 2 padding - kernel_size) // strides + 1`.
-        (`build_ssd` checks `feature_map_sizes` against the built network.)
+        The backbone's two sources follow its own rule (`source_map_sides` in
+        `keras_ssd/backbones/`); extra block k gives
+        `(H + 2 padding - kernel_size) // strides + 1`. (`build_ssd` checks
+        `feature_map_sizes` against the built network.)
         """
-        if self.backbone == "vgg16":
-            conv4_3 = -(-(image_size // 2 // 2) // 2)
-            sides = [conv4_3, conv4_3 // 2]
-        else:
-            stride16 = image_size
-            for _ in range(4):
-                stride16 = -(-stride16 // 2)
-            sides = [stride16, -(-stride16 // 2)]
+        sides = list(BACKBONES[self.backbone].source_map_sides(image_size))
         for block in self.extra_blocks:
             sides.append((sides[-1] + 2 * block.padding - block.kernel_size) // block.strides + 1)
         return tuple(sides)

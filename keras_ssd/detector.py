@@ -6,6 +6,7 @@ import keras
 
 from keras_ssd.layers.default_boxes import DefaultBoxes
 from keras_ssd.layers.detection_decoder import DetectionDecoder
+from keras_ssd.model import ssd_config_of
 
 
 def build_detector(model, cfg=None, **overrides):
@@ -23,9 +24,7 @@ def build_detector(model, cfg=None, **overrides):
         `detection_classes` `[B, K]` (0-based object class), `num_detections` `[B]`.
     """
     if cfg is None:
-        cfg = getattr(model, "ssd_config", None)
-        if cfg is None:
-            raise ValueError("build_detector needs cfg for a model that is not an SSD model")
+        cfg = ssd_config_of(model, "build_detector without cfg")
     allowed = {"score_threshold", "nms_iou_threshold", "pre_nms_top_k", "max_detections"}
     unknown = sorted(set(overrides) - allowed)
     if unknown:

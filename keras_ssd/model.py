@@ -1,50 +1,19 @@
 """The SSD network: base, extra feature layers and multibox heads (paper Fig. 2)."""
 
+import os
+
 import keras
 
-from keras_ssd import ssdlite
-from keras_ssd.backbones import mobilenet_v2, vgg16
-from keras_ssd.backbones.conv import conv_relu
+from keras_ssd import distribute
+from keras_ssd.backbones import BACKBONES
 from keras_ssd.config import SSDConfig
-from keras_ssd.distribute import build_from_local_replica, in_multi_worker_mode, reducible_across_workers
-
-
-def _extra_block(x, block, name, cfg):
-    """The paper's extra block: 1x1 conv `{name}_1`, padding, kxk conv `{name}_2`, ReLU."""
-    bn = {"batch_norm": cfg.batch_norm, "batch_norm_momentum": cfg.batch_norm_momentum}
-    x = conv_relu(x, block.bottleneck_filters, 1, f"{name}_1", **bn)
-    if block.padding:
-        x = keras.layers.ZeroPadding2D(block.padding, name=f"{name}_2_pad")(x)
-    return conv_relu(x, block.filters, block.kernel_size, f"{name}_2", strides=block.strides, **bn)
-
-
-def _predictor(source, filters, name, cfg):
-    """The paper's prediction layer: a linear 3x3 conv `name` (nothing in `cfg` changes it)."""
-    del cfg
-    return keras.layers.Conv2D(filters, 3, padding="same", name=name)(source)
-
-
-# `SSDConfig.backbone` -> (raw images, cfg -> its 2 source maps; weights loader).
-_BACKBONES = {
-    "vgg16": (vgg16.source_maps, vgg16.load_vgg16_weights),
-    "mobilenet_v2": (mobilenet_v2.source_maps, mobilenet_v2.load_mobilenet_v2_weights),
-}
-# `SSDConfig.head` -> (extra block builder, prediction layer builder), each taking
-# the cfg last. SSDLite is batch-normalised throughout (SSDConfig requires
-# batch_norm=True), so it reads only the momentum.
-_HEADS = {
-    "ssd": (_extra_block, _predictor),
-    "ssdlite": (
-        lambda x, block, name, cfg: ssdlite.extra_block(x, block, name, cfg.batch_norm_momentum),
-        lambda source, filters, name, cfg: ssdlite.predictor(source, filters, name, cfg.batch_norm_momentum),
-    ),
-}
+from keras_ssd.heads import HEADS
 
 
 def _source_maps(images, cfg):
     """Preprocesses raw images and returns the list of source feature maps."""
-    sources = _BACKBONES[cfg.backbone][0](images, cfg)
-    extra_block = _HEADS[cfg.head][0]
+    sources = BACKBONES[cfg.backbone].source_maps(images, cfg)
+    extra_block = HEADS[cfg.head].extra_block
     x = sources[-1]
     # Caffe numbers the extra blocks conv6 .. conv(5 + n) after fc6/fc7.
     for index, block in enumerate(cfg.extra_blocks, start=6):
@@ -55,7 +24,7 @@ def _source_maps(images, cfg):
 
 def _multibox_heads(sources, cfg):
     """Prediction layers on every source -> `y_pred` `[B, N, 4 + num_classes + 1]`."""
-    predictor = _HEADS[cfg.head][1]
+    predictor = HEADS[cfg.head].predictor
     offsets, logits = [], []
     for k, (source, boxes) in enumerate(zip(sources, cfg.boxes_per_location)):
         loc = predictor(source, boxes * 4, f"loc_{k}", cfg)
@@ -100,16 +69,21 @@ class SSD(keras.Model):
         self.ssd_config = cfg
         self.class_names = list(class_names) if class_names is not None else None
 
-    # Two Keras 3.15 TF-trainer hooks adjusted so that `fit` runs under
-    # MultiWorkerMirroredStrategy (keras-team/keras#20585); see keras_ssd.distribute.
+    # Multi-worker only: two Keras TF-trainer hooks adjusted so that `fit` runs under
+    # a MultiWorkerMirroredStrategy of several workers (keras-team/keras#20585, open;
+    # needed with Keras 3.15, the version pinned in setup.cfg). Every other strategy
+    # takes Keras' own path. The two-worker test in tests/training/test_train.py
+    # fails when Keras changes these hooks or fixes the issue; then remove both.
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if iterator is None or self._distribute_strategy is None:
+        if iterator is None or not distribute.in_multi_worker_mode(self._distribute_strategy):
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        build_from_local_replica(self, iterator)
+        distribute.build_from_local_replica(self, iterator)
 
     def train_step(self, data):
         logs = super().train_step(data)
-        return reducible_across_workers(logs) if in_multi_worker_mode(self.distribute_strategy) else logs
+        if distribute.in_multi_worker_mode(self.distribute_strategy):
+            return distribute.reducible_across_workers(logs)
+        return logs
 
     def get_config(self):
         return {
@@ -142,5 +116,44 @@ def build_ssd(cfg, backbone_weights=None, class_names=None):
     """
     model = SSD(cfg, class_names=class_names)
     if backbone_weights is not None:
-        _BACKBONES[cfg.backbone][1](model, backbone_weights)
+        BACKBONES[cfg.backbone].load_weights(model, backbone_weights)
+    return model
+
+
+def ssd_config_of(model, purpose):
+    """The `SSDConfig` of an `SSD` model, or a ValueError saying what `purpose` needs.
+
+    Args:
+        model: the object to check (a Keras model, usually).
+        purpose: what the caller does, for the message, e.g. "export_tflite".
+
+    Raises:
+        ValueError: `model` has no `ssd_config` (it is not built by `build_ssd`
+            or loaded from a `.keras` file saved from one).
+    """
+    cfg = getattr(model, "ssd_config", None)
+    if not isinstance(cfg, SSDConfig):
+        raise ValueError(
+            f"{purpose} needs an SSD model from keras_ssd.build_ssd (or a .keras file saved from "
+            f"one), got {type(model).__name__}"
+        )
+    return cfg
+
+
+def load_ssd(path):
+    """Loads an `SSD` model from a `.keras` file, uncompiled.
+
+    Raises:
+        ValueError: the file is missing, not a Keras archive, or holds another
+            kind of model (the message names the file).
+    """
+    path = str(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"Model file {path!r} does not exist")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except (ValueError, OSError, KeyError, TypeError) as error:
+        raise ValueError(f"{path!r} is not a .keras model file that keras_ssd can load: {error}") from error
+    if not isinstance(model, SSD):
+        raise ValueError(f"{path!r} holds a {type(model).__name__}, not an SSD model saved by keras_ssd")
     return model

@@ -3,7 +3,7 @@
 import dataclasses
 import re
 
-from keras_ssd.model import build_ssd
+from keras_ssd.model import build_ssd, ssd_config_of
 
 # The class-score predictors `conf_0` .. `conf_k`, whose outputs depend on the classes
 # (SSDLite's `conf_k_depthwise` convs before them do not).
@@ -39,11 +39,7 @@ def with_num_classes(model, num_classes, class_names=None):
         ValueError: if `model` is not an SSD model, or `class_names` does not
             have `num_classes` names.
     """
-    cfg = getattr(model, "ssd_config", None)
-    if cfg is None:
-        raise ValueError(
-            f"with_num_classes needs an SSD model (with .ssd_config), got {type(model).__name__}"
-        )
+    cfg = ssd_config_of(model, "with_num_classes")
     new = build_ssd(dataclasses.replace(cfg, num_classes=num_classes), class_names=class_names)
     for layer in new.layers:
         if layer.weights and not _CLASS_HEAD.fullmatch(layer.name):

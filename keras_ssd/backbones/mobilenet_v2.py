@@ -26,6 +26,18 @@ SOURCE_LAYERS = ("block_13_expand_relu", "out_relu")
 BACKBONE_NAME = "mobilenet_v2"
 
 
+def source_map_sides(image_size):
+    """Sides of the two sources at `image_size` px: `(stride 16, stride 32)`.
+
+    Every stride-2 layer rounds up (`keras.applications`' `correct_pad`), e.g.
+    20 and 10 at 320 px, 10 and 5 at 160 px.
+    """
+    stride16 = image_size
+    for _ in range(4):
+        stride16 = -(-stride16 // 2)
+    return stride16, -(-stride16 // 2)
+
+
 def source_maps(images, cfg):
     """SSDLite's two MobileNetV2 sources from raw images.
 
@@ -52,7 +64,7 @@ def source_maps(images, cfg):
     return list(backbone(x))
 
 
-def load_mobilenet_v2_weights(model, weights):
+def load_weights(model, weights):
     """Copies MobileNetV2 weights into an SSD model built by `build_ssd`.
 
     Args:

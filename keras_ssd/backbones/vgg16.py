@@ -15,9 +15,22 @@ import numpy as np
 
 from keras_ssd.backbones.conv import conv_relu
 from keras_ssd.backbones.keras_applications import keras_application
-from keras_ssd.config import VGG16_WIDTHS
 from keras_ssd.layers.l2_normalization import L2Normalization
 from keras_ssd.layers.preprocessing import VGGPreprocessing
+
+# Filters of each conv in VGG16's blocks 1..5 (the widths ImageNet weights fit).
+VGG16_WIDTHS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
+
+
+def source_map_sides(image_size):
+    """Sides of the two sources at `image_size` px: `(conv4_3, fc7)`.
+
+    Max-pools 1, 2 and 4 round down, pool3 rounds up (Caffe's ceil mode), pool5
+    keeps the side: conv4_3 is at stride 8 and fc7 at stride 16, e.g. 38 and 19
+    at 300 px.
+    """
+    conv4_3 = -(-(image_size // 2 // 2) // 2)
+    return conv4_3, conv4_3 // 2
 
 
 def source_maps(images, cfg):
@@ -79,7 +92,7 @@ def subsample_fc(fc1_kernel, fc1_bias, fc2_kernel, fc2_bias):
     return fc6_kernel, fc1_bias[::4], fc7_kernel, fc2_bias[::4]
 
 
-def load_vgg16_weights(model, weights):
+def load_weights(model, weights):
     """Copies VGG16 weights into an SSD model built by `build_ssd`.
 
     Args:

@@ -30,8 +30,12 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-# VGG / ImageNet mean RGB, the paper's expand fill colour.
-MEAN_RGB = (123.68, 116.78, 103.94)
+from keras_ssd.layers.preprocessing import VGG_BGR_MEAN
+from keras_ssd.ops import boxes as box_ops
+from keras_ssd.ops.images import resize_to_input
+
+# VGG / ImageNet mean in RGB order, the paper's expand fill colour.
+MEAN_RGB = tuple(reversed(VGG_BGR_MEAN))
 # Per-object keys that are filtered together with "boxes".
 OBJECT_KEYS = ("boxes", "labels", "difficult", "is_crowd")
 
@@ -142,22 +146,6 @@ def _scale_saturation(image: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
     return v - (v - image) * scale
 
 
-def _iou(boxes: tf.Tensor, windows: tf.Tensor) -> tf.Tensor:
-    """IoU of boxes `[M, 4]` with windows `[T, 4]` (both yxyx) -> `[T, M]`."""
-    b = boxes[None, :, :]
-    w = windows[:, None, :]
-    ih = tf.maximum(
-        tf.minimum(b[..., 2], w[..., 2]) - tf.maximum(b[..., 0], w[..., 0]), 0.0
-    )
-    iw = tf.maximum(
-        tf.minimum(b[..., 3], w[..., 3]) - tf.maximum(b[..., 1], w[..., 1]), 0.0
-    )
-    inter = ih * iw
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    area_w = (w[..., 2] - w[..., 0]) * (w[..., 3] - w[..., 1])
-    return inter / tf.maximum(area_b + area_w - inter, 1e-12)
-
-
 def _centres_inside(boxes: tf.Tensor, windows: tf.Tensor) -> tf.Tensor:
     """Whether each box centre lies strictly inside each window -> `[T, M]`."""
     cy = (boxes[:, 0] + boxes[:, 2]) / 2
@@ -216,7 +204,7 @@ def sample_crop(
     ratio = h * aspect / w
     ok = (ratio >= options.crop_aspect[0]) & (ratio <= options.crop_aspect[1])
     inside = _centres_inside(boxes, windows)
-    iou = tf.where(inside, _iou(boxes, windows), -1.0)
+    iou = tf.where(inside, box_ops.iou(windows, boxes), -1.0)
     best = tf.reduce_max(
         tf.concat([iou, tf.fill([options.crop_trials, 1], -1.0)], 1), axis=1
     )
@@ -375,10 +363,4 @@ def drop_small_boxes(example: dict, image_size: int, min_size: float = 1.0) -> d
 def resize(example: dict, image_size: int) -> dict:
     """Resizes the image to `[S, S, 3]` float32 (bilinear, half-pixel
     centres); normalised boxes are unchanged."""
-    example = dict(example)
-    example["image"] = tf.image.resize(
-        tf.cast(example["image"], tf.float32),
-        [image_size, image_size],
-        method="bilinear",
-    )
-    return example
+    return {**example, "image": resize_to_input(example["image"], image_size)}

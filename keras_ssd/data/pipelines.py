@@ -18,6 +18,7 @@ from keras_ssd.data.augment import (
     filter_objects,
     resize,
 )
+from keras_ssd.ops.images import resize_to_input
 
 _AUTOTUNE = tf.data.AUTOTUNE
 
@@ -167,7 +168,7 @@ def eval_pipeline(
         example = _with_defaults(example)
         image = tf.cast(example["image"], tf.uint8 if size is None else tf.float32)
         out = {
-            "image": image if size is None else tf.image.resize(image, [size, size], method="bilinear"),
+            "image": image if size is None else resize_to_input(image, size),
             "original_size": tf.shape(example["image"])[:2],
             "boxes": example["boxes"],
             "labels": example["labels"],

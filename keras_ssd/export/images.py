@@ -1,13 +1,15 @@
 """Image inputs of exported models: resizing and decoding inside the graph.
 
 Exported models take raw RGB images of any size and resize them to the
-network's square input themselves, with the same bilinear resize as
-`keras_ssd.data.eval_pipeline`, so an exported model scores exactly what
-evaluation scored. Normalised `[ymin, xmin, ymax, xmax]` boxes are the same
+network's square input themselves, with `keras_ssd.ops.images.resize_to_input`,
+the resize of the training and evaluation pipelines, so an exported model
+scores exactly what evaluation scored. Normalised `[ymin, xmin, ymax, xmax]` boxes are the same
 in the original and the resized image, so no box rescaling is needed.
 """
 
 import tensorflow as tf
+
+from keras_ssd.ops.images import resize_to_input
 
 
 def resize_images(images, image_size):
@@ -38,7 +40,7 @@ def resize_images(images, image_size):
         summarize=5,
     )
     with tf.control_dependencies([check]):
-        return tf.image.resize(tf.cast(images, tf.float32), [image_size, image_size], method="bilinear")
+        return resize_to_input(images, image_size)
 
 
 def decode_images(image_bytes, image_size):

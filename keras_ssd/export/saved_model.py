@@ -27,6 +27,7 @@ import tensorflow as tf
 from keras_ssd.detector import build_detector
 from keras_ssd.export import labels, versioning
 from keras_ssd.export.images import decode_images, resize_images
+from keras_ssd.model import ssd_config_of
 
 SIGNATURES = ("serving_default", "serve_image_bytes")
 OUTPUT_KEYS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
@@ -53,9 +54,7 @@ def export_saved_model(model, export_dir, *, name=None, version=None, verbose=Fa
         FileExistsError: `version` names an existing directory.
         ValueError: `model` is not an SSD model, or a bad override or version.
     """
-    cfg = getattr(model, "ssd_config", None)
-    if cfg is None:
-        raise ValueError(f"export_saved_model needs an SSD model with .ssd_config, got {model!r}")
+    cfg = ssd_config_of(model, "export_saved_model")
     name = name or model.name
     if not name or os.sep in name or name.isdigit():
         raise ValueError(f"name must be a non-numeric directory name, got {name!r}")

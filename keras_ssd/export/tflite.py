@@ -45,6 +45,7 @@ from keras_ssd.export import labels
 from keras_ssd.export.images import resize_images
 from keras_ssd.export.tflite_metadata import add_detection_metadata
 from keras_ssd.export.tflite_postprocess import FLOAT_SCOPE, detection_postprocess
+from keras_ssd.model import ssd_config_of
 
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
 # The TF Object Detection API's output order, which readers that go by position use.
@@ -175,9 +176,7 @@ def convert_to_tflite(model, *, quantize="none", calibration=None, use_regular_n
             images, a score threshold outside (0, 1), or a model that is not
             an SSD model.
     """
-    cfg = getattr(model, "ssd_config", None)
-    if cfg is None:
-        raise ValueError(f"convert_to_tflite needs an SSD model with .ssd_config, got {model!r}")
+    cfg = ssd_config_of(model, "convert_to_tflite")
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"Unknown quantize {quantize!r}; valid: {QUANTIZATIONS}")
     # The TFLite ops take their settings from the Keras detector's own decoder.

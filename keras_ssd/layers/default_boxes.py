@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 # False: none; True / "corners": clip yxyx corners; "center": clamp h, w to <= 1.
-_CLIP_MODES = (False, True, "corners", "center")
+CLIP_MODES = (False, True, "corners", "center")
 
 
 @keras.saving.register_keras_serializable(package="keras_ssd")
@@ -61,8 +61,8 @@ class DefaultBoxes(keras.layers.Layer):
         self.min_sizes = tuple(float(s) for s in min_sizes)
         self.max_sizes = tuple(float(s) for s in max_sizes)
         self.aspect_ratios = tuple(tuple(float(r) for r in rs) for rs in aspect_ratios)
-        if clip not in _CLIP_MODES:
-            raise ValueError(f"clip must be one of {_CLIP_MODES!r}, got {clip!r}")
+        if clip not in CLIP_MODES:
+            raise ValueError(f"clip must be one of {CLIP_MODES!r}, got {clip!r}")
         self.clip = clip
 
     @classmethod

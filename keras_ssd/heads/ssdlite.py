@@ -31,7 +31,7 @@ def _depthwise(x, kernel_size, name, momentum, strides=1, padding="same"):
     return _bn_relu6(conv(x), name, momentum)
 
 
-def extra_block(x, block, name, momentum):
+def extra_block(x, block, name, cfg):
     """One SSDLite extra block: 1x1 bottleneck, kxk depthwise (strided), 1x1 to `filters`.
 
     Layers: `{name}_1` (1x1, `block.bottleneck_filters`), `{name}_2_pad`
@@ -42,11 +42,13 @@ def extra_block(x, block, name, momentum):
         x: float `[B, H, W, C]`.
         block: a `keras_ssd.config.ExtraBlock`.
         name: the block's prefix, e.g. "conv6".
-        momentum: the batch norms' momentum.
+        cfg: `SSDConfig`; uses `batch_norm_momentum` (SSDLite is batch-normalised
+            throughout, so `batch_norm` is always True).
 
     Returns:
         float `[B, H', W', block.filters]`, H' = (H + 2 padding - k) // strides + 1.
     """
+    momentum = cfg.batch_norm_momentum
     x = _pointwise(x, block.bottleneck_filters, f"{name}_1", momentum)
     if block.padding:
         x = keras.layers.ZeroPadding2D(block.padding, name=f"{name}_2_pad")(x)
@@ -54,7 +56,7 @@ def extra_block(x, block, name, momentum):
     return _pointwise(x, block.filters, f"{name}_2", momentum)
 
 
-def predictor(source, filters, name, momentum):
+def predictor(source, filters, name, cfg):
     """SSDLite prediction layer: 3x3 depthwise (BN, ReLU6), then a 1x1 conv with bias.
 
     Args:
@@ -62,10 +64,10 @@ def predictor(source, filters, name, momentum):
         filters: outputs per location (boxes * 4 or boxes * (num_classes + 1)).
         name: the 1x1 conv's name ("loc_k" or "conf_k"); the depthwise conv
             is `{name}_depthwise`.
-        momentum: the depthwise conv's batch-norm momentum.
+        cfg: `SSDConfig`; uses `batch_norm_momentum` (the depthwise conv's batch norm).
 
     Returns:
         float `[B, H, W, filters]`, linear.
     """
-    x = _depthwise(source, 3, f"{name}_depthwise", momentum)
+    x = _depthwise(source, 3, f"{name}_depthwise", cfg.batch_norm_momentum)
     return keras.layers.Conv2D(filters, 1, name=name)(x)
