@@ -3,13 +3,16 @@
     python -m training.export --model M.keras --format saved_model --output saved_models
     python -m training.export --model M.keras --format tflite --quantize int8 \\
         --calibration-data shapes --output saved_models
+    python -m training.export --model M.keras --format onnx --output saved_models
 
 SavedModel: written to `<output>/<name>/<version>/` (the layout TF Serving
 loads), the next free version unless `--version` is given; an existing version
 is never overwritten. TFLite: `<output>/<name>.tflite` (float32) or
 `<output>/<name>_<quantize>.tflite`, plus `<stem>.labels.txt`; an existing file
 is an error unless `--overwrite`; every `.tflite` carries TFLite metadata
-with the class names (MediaPipe's `ObjectDetector` loads it as it is). Several
+with the class names (MediaPipe's `ObjectDetector` loads it as it is). ONNX:
+`<output>/<name>.onnx` (post-processing inside, for ONNX Runtime; needs the
+`onnx` extra) plus `<name>.labels.txt`, `--overwrite` as for TFLite. Several
 formats and quantisations can be written in one call (`--format saved_model
 tflite --quantize none int8`). Phone apps may want `--score-threshold 0.3
 --max-detections 20`, and `--nms fast` with many classes.
@@ -34,7 +37,7 @@ def build_parser():
     )
     parser.add_argument("--model", required=True, help="a .keras file saved from an SSD model")
     parser.add_argument(
-        "--format", nargs="+", default=["saved_model"], choices=["saved_model", "tflite"]
+        "--format", nargs="+", default=["saved_model"], choices=["saved_model", "tflite", "onnx"]
     )
     parser.add_argument(
         "--quantize",
@@ -46,7 +49,7 @@ def build_parser():
     parser.add_argument("--output", required=True, help="base directory of the exports")
     parser.add_argument("--name", help="model name in paths (default: the model's name)")
     parser.add_argument("--version", type=int, help="SavedModel version (default: next free)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing .tflite files")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing .tflite / .onnx files")
     parser.add_argument(
         "--calibration-data", help="int8: source of representative images (keras_ssd.data.load)"
     )
@@ -119,6 +122,9 @@ def run(args):
                     **postprocess,
                 )
             )
+    if "onnx" in args.format:
+        path = os.path.join(args.output, f"{name}.onnx")
+        written.append(export.export_onnx(model, path, overwrite=args.overwrite, **postprocess))
     return written
 
 

@@ -1,4 +1,4 @@
-"""`load_detector`: one callable for a `.keras` file, an exported SavedModel or a `.tflite` file.
+"""`load_detector`: one callable for a `.keras` file, an exported SavedModel, a `.tflite` or a `.onnx` file.
 
 Every detector returned here takes uint8 `[B, H, W, 3]` RGB images of any size
 (resized inside, as the exported SavedModel does) and returns numpy arrays:
@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from keras_ssd.export import labels, versioning
+from keras_ssd.export.onnx_detector import OnnxDetector
 from keras_ssd.export.tflite_detector import TFLiteDetector, check_images
 
 
@@ -66,16 +67,16 @@ class SavedModelDetector:
 
 
 def load_detector(path, **postprocess):
-    """Loads a detector from a `.keras`, `.tflite` or SavedModel path.
+    """Loads a detector from a `.keras`, `.tflite`, `.onnx` or SavedModel path.
 
     Args:
-        path: a `.keras` file, a `.tflite` file, or a SavedModel directory
+        path: a `.keras`, `.tflite` or `.onnx` file, or a SavedModel directory
             (a version directory or the `<base>/<name>` directory above it).
         **postprocess: `build_detector` overrides, for `.keras` files only
             (exported models keep the settings they were exported with).
 
     Returns:
-        `KerasDetector`, `TFLiteDetector` or `SavedModelDetector`.
+        `KerasDetector`, `TFLiteDetector`, `OnnxDetector` or `SavedModelDetector`.
 
     Raises:
         ValueError: a path of none of these kinds, or overrides for an exported model.
@@ -93,11 +94,13 @@ def load_detector(path, **postprocess):
         return KerasDetector(path, **postprocess)
     if path.endswith(".tflite"):
         return TFLiteDetector(path)
+    if path.endswith(".onnx"):
+        return OnnxDetector(path)
     if os.path.isdir(path) and (
         os.path.exists(os.path.join(path, "saved_model.pb")) or versioning.existing_versions(path)
     ):
         return SavedModelDetector(path)
     raise ValueError(
-        f"{path!r} is not a .keras file, a .tflite file or a SavedModel directory "
+        f"{path!r} is not a .keras, .tflite or .onnx file or a SavedModel directory "
         "(a folder with saved_model.pb, or one with numbered version folders)"
     )

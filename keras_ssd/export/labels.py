@@ -3,8 +3,8 @@
 One name per line, line k naming the 0-based class k that exported models
 output (`detection_classes`), the label-map format of the TFLite task library
 and Android samples. A SavedModel keeps it in `<version>/assets.extra/labels.txt`
-(the folder TF Serving leaves alone); a `.tflite` file keeps it beside itself as
-`<stem>.labels.txt`.
+(the folder TF Serving leaves alone); a `.tflite` or `.onnx` file keeps it
+beside itself as `<stem>.labels.txt`.
 """
 
 import os
@@ -23,9 +23,9 @@ def model_class_names(model):
     return list(names) if names else default_class_names(model.ssd_config.num_classes)
 
 
-def tflite_labels_path(tflite_path):
-    """`dir/model.tflite` -> `dir/model.labels.txt`."""
-    return os.path.splitext(tflite_path)[0] + ".labels.txt"
+def labels_path_beside(model_path):
+    """`dir/model.tflite` (or `.onnx`) -> `dir/model.labels.txt`."""
+    return os.path.splitext(model_path)[0] + ".labels.txt"
 
 
 def labels_text(class_names):
@@ -44,9 +44,17 @@ def write_labels(path, class_names):
         f.write(text)
 
 
+def parse_labels(text):
+    """The class names of a label-map text, one per line (`labels_text`'s inverse)."""
+    names = text.split("\n")
+    if names[-1] == "":
+        names.pop()
+    return names
+
+
 def read_labels(path):
     """Reads a labels file written by `write_labels`; None if it does not exist."""
     if not os.path.exists(path):
         return None
     with open(path, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f]
+        return parse_labels(f.read())

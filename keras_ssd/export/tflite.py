@@ -278,5 +278,5 @@ def export_tflite(model, path, *, quantize="none", calibration=None, use_regular
     with open(partial, "wb") as f:
         f.write(flatbuffer)
     os.replace(partial, path)  # a reader never sees a half-written file
-    labels.write_labels(labels.tflite_labels_path(path), labels.model_class_names(model))
+    labels.write_labels(labels.labels_path_beside(path), labels.model_class_names(model))
     return path

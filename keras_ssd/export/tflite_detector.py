@@ -34,6 +34,18 @@ def check_images(images):
     return images
 
 
+def at_input_size(images, image_size):
+    """uint8 `[B, H, W, 3]` images at the network input, as exported graphs take them.
+
+    Returns `images` unchanged when H and W are S, else resized to S x S
+    (bilinear, as `resize_images`) and rounded to uint8 `[B, S, S, 3]`.
+    """
+    if images.shape[1:3] == (image_size, image_size):
+        return images
+    resized = resize_images(images, image_size).numpy()
+    return np.clip(np.round(resized), 0, 255).astype(np.uint8)
+
+
 class TFLiteDetector:
     """Runs a `.tflite` file from `keras_ssd.export.export_tflite` in `ai_edge_litert`.
 
@@ -71,7 +83,7 @@ class TFLiteDetector:
                 f"(truncated, or not a .tflite file: {error})"
             ) from None
         self.image_size = int(spec["shape"][1])
-        self.class_names = labels.read_labels(labels.tflite_labels_path(path))
+        self.class_names = labels.read_labels(labels.labels_path_beside(path))
 
     def __call__(self, images):
         """Detects objects, one image at a time (the TFLite op takes batch 1).
@@ -89,11 +101,7 @@ class TFLiteDetector:
         Raises:
             ValueError: images of the wrong rank, channel count or dtype.
         """
-        images = check_images(images)
-        size = self.image_size
-        if images.shape[1:3] != (size, size):
-            resized = resize_images(images, size).numpy()
-            images = np.clip(np.round(resized), 0, 255).astype(np.uint8)
+        images = at_input_size(check_images(images), self.image_size)
         outputs = [self._runner(images=image[None]) for image in images]
         batch = {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
         # Fast-NMS files return the op's unclipped decode; clipping in float keeps every file alike.
