@@ -13,40 +13,25 @@ stored in it. With `--num-classes` (and `--class-names`) the class heads are
 replaced by fresh ones for fine-tuning; backbone and box heads are kept.
 """
 
-import argparse
 import os
 import sys
 
 from keras_ssd.convert import convert_torchvision_ssd300, load_torchvision_state_dict
 from keras_ssd.transfer import with_num_classes
-from training import cli
+from training import cli, options
+from training.options import Option
 
 SOURCES = ("torchvision",)
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m training.convert_weights",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--from",
-        dest="source",
-        nargs=2,
-        required=True,
-        metavar=("FORMAT", "PATH"),
-        help=f"weights format ({', '.join(SOURCES)}) and file, e.g. --from torchvision M.pth",
-    )
-    parser.add_argument("--output", required=True, help="the .keras file to write")
-    parser.add_argument(
-        "--num-classes", type=int, default=None, help="replace the class heads for N classes"
-    )
-    parser.add_argument(
-        "--class-names", default=None, help="comma-separated names of the --num-classes classes"
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
-    return parser
+COMMAND = options.Command("python -m training.convert_weights", __doc__, [
+    Option("from", f"weights format ({', '.join(SOURCES)}) and file, e.g. --from torchvision M.pth",
+           nargs=2, required=True),
+    Option("output", "the .keras file to write", required=True),
+    Option("num_classes", "replace the class heads for N classes", type=int),
+    Option("class_names", "comma-separated names of the --num-classes classes"),
+    Option("overwrite", "replace an existing --output", switch=True, default=False),
+])
 
 
 def convert(source, path, output, num_classes=None, class_names=None, overwrite=False):
@@ -74,8 +59,8 @@ def convert(source, path, output, num_classes=None, class_names=None, overwrite=
 
 @cli.entry_point
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    source, path = args.source
+    args = COMMAND.parse(argv)
+    source, path = vars(args)["from"]
     names = [n.strip() for n in args.class_names.split(",")] if args.class_names else None
     model = convert(source, path, args.output, args.num_classes, names, args.overwrite)
     cfg = model.ssd_config

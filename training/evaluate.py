@@ -7,42 +7,29 @@ Prints the per-class AP table and writes the result as JSON (default:
 `<model>.<metric>.json` beside the model).
 """
 
-import argparse
 import json
 import os
 import sys
 
-import keras
-
 import keras_ssd
 from keras_ssd import evaluation, export
+from keras_ssd.model import load_ssd
 from training import cli, options
+from training.options import Option
 
-
-def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__)
-    parser.add_argument(
-        "--model", required=True,
-        help="a .keras file saved by training.train, a .tflite file or a SavedModel directory",
-    )
-    parser.add_argument("--dataset", default="shapes", help="source, as for keras_ssd.data.load")
-    parser.add_argument("--split", default=None, help="default: 'val' for a VOC dir, else 'validation'")
-    parser.add_argument("--image-dir", help="image directory of a COCO json dataset")
-    parser.add_argument(
-        "--dataset-options", type=json.loads,
-        help="JSON keyword options for keras_ssd.data.load, as for training.train",
-    )
-    parser.add_argument("--metric", default="voc07", choices=list(evaluation.METRICS))
-    parser.add_argument("--batch-size", type=int, default=16, help="batch size of a .keras model")
-    parser.add_argument("--output", help="JSON file for the result")
-    return parser
+COMMAND = options.Command("python -m training.evaluate", __doc__, [
+    Option("model", "a .keras file saved by training.train, a .tflite file or a SavedModel directory",
+           required=True),
+    *options.dataset_options(role="the evaluation data", dataset="shapes"),
+    Option("metric", "mAP definition (default voc07)", default="voc07", choices=tuple(evaluation.METRICS)),
+    Option("batch_size", "batch size of a .keras model (default 16)", type=int, default=16),
+    Option("output", "JSON file for the result (default: <model>.<metric>.json)"),
+])
 
 
 def _evaluate_keras(model_path, examples, metric, batch_size, dataset):
-    model = keras.models.load_model(model_path, compile=False)
-    cfg = getattr(model, "ssd_config", None)
-    if cfg is None:
-        raise ValueError(f"{model_path!r} is not an SSD training model saved by keras_ssd")
+    model = load_ssd(model_path)
+    cfg = model.ssd_config
     names = model.class_names or keras_ssd.data.class_names(dataset)
     callback = evaluation.MeanAveragePrecisionCallback(
         keras_ssd.data.eval_pipeline(examples, cfg, batch_size),
@@ -62,14 +49,16 @@ def _evaluate_exported(model_path, examples, metric, dataset):
 
 
 def evaluate(model_path, dataset, split=None, metric="voc07", batch_size=16, image_dir=None,
-             dataset_options=None):
+             dataset_options=None, examples=None):
     """Evaluates the model at `model_path` on `dataset`; returns the evaluator's result.
 
     Args:
-        model_path: a `.keras` SSD (run in batches of `batch_size`), or a
-            `.tflite` file or SavedModel directory (run one raw image at a time).
-        dataset, split, image_dir, dataset_options: as for `keras_ssd.data.load`.
+        model_path: a `.keras` SSD (run in batches of `batch_size`), or an
+            exported model `load_detector` reads (run one raw image at a time).
+        dataset, split, image_dir, dataset_options: as for `keras_ssd.data.load`
+            (split None: `options.validation_split`).
         metric: a key of `keras_ssd.evaluation.METRICS`.
+        examples: evaluate on the first N examples only (None: all).
 
     Raises:
         ValueError: `model_path` does not exist or is not an SSD of keras_ssd,
@@ -78,7 +67,7 @@ def evaluate(model_path, dataset, split=None, metric="voc07", batch_size=16, ima
     if not os.path.exists(model_path):
         raise ValueError(f"Model {model_path!r} does not exist")
     examples = options.load_dataset(
-        dataset, options.validation_split(dataset, split), image_dir, dataset_options
+        dataset, options.validation_split(dataset, split), image_dir, dataset_options, examples
     )
     if model_path.endswith(".keras"):
         return _evaluate_keras(model_path, examples, metric, batch_size, dataset)
@@ -87,10 +76,10 @@ def evaluate(model_path, dataset, split=None, metric="voc07", batch_size=16, ima
 
 @cli.entry_point
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = COMMAND.parse(argv)
     result = evaluate(
         args.model, args.dataset, args.split, args.metric, args.batch_size, args.image_dir,
-        args.dataset_options,
+        args.dataset_options, args.examples,
     )
     print(evaluation.format_table(result, title=f"{args.metric} AP of {args.model}"))
     stem = os.path.splitext(os.path.normpath(args.model))[0]

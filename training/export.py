@@ -2,7 +2,7 @@
 
     python -m training.export --model M.keras --format saved_model --output saved_models
     python -m training.export --model M.keras --format tflite --quantize int8 \\
-        --calibration-data shapes --output saved_models
+        --calibration-dataset shapes --output saved_models
     python -m training.export --model M.keras --format onnx --output saved_models
 
 SavedModel: written to `<output>/<name>/<version>/` (the layout TF Serving
@@ -18,55 +18,32 @@ tflite --quantize none int8`). Phone apps may want `--score-threshold 0.3
 --max-detections 20`, and `--nms fast` with many classes.
 """
 
-import argparse
 import os
 import sys
 
-import keras
-
-import keras_ssd
 from keras_ssd import export
+from keras_ssd.model import load_ssd
 from training import cli, options
+from training.options import Option
 
-
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m training.export",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--model", required=True, help="a .keras file saved from an SSD model")
-    parser.add_argument(
-        "--format", nargs="+", default=["saved_model"], choices=["saved_model", "tflite", "onnx"]
-    )
-    parser.add_argument(
-        "--quantize",
-        nargs="+",
-        default=["none"],
-        choices=list(export.QUANTIZATIONS),
-        help="TFLite quantisation(s); SavedModels are always float32",
-    )
-    parser.add_argument("--output", required=True, help="base directory of the exports")
-    parser.add_argument("--name", help="model name in paths (default: the model's name)")
-    parser.add_argument("--version", type=int, help="SavedModel version (default: next free)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing .tflite / .onnx files")
-    parser.add_argument(
-        "--calibration-data", help="int8: source of representative images (keras_ssd.data.load)"
-    )
-    parser.add_argument("--calibration-split", default="train")
-    parser.add_argument("--calibration-image-dir", help="image directory of a COCO json source")
-    parser.add_argument("--calibration-images", type=int, default=100)
-    parser.add_argument("--score-threshold", type=float, help="post-processing override")
-    parser.add_argument("--nms-iou-threshold", type=float, help="post-processing override")
-    parser.add_argument("--max-detections", type=int, help="post-processing override")
-    parser.add_argument(
-        "--nms",
-        choices=["regular", "fast"],
-        default="regular",
-        help="TFLite NMS: regular = per class, as the Keras detector (default); fast = one NMS "
-        "over each box's best class (the TF Object Detection API's mobile default)",
-    )
-    return parser
+COMMAND = options.Command("python -m training.export", __doc__, [
+    Option("model", "a .keras file saved from an SSD model", required=True),
+    Option("format", "export format(s) (default saved_model)", nargs="+", default=["saved_model"],
+           choices=("saved_model", "tflite", "onnx")),
+    Option("quantize", "TFLite quantisation(s) (default none); SavedModels are always float32",
+           nargs="+", default=["none"], choices=tuple(export.QUANTIZATIONS)),
+    Option("output", "base directory of the exports", required=True),
+    Option("name", "model name in paths (default: the model's name)"),
+    Option("version", "SavedModel version (default: next free)", type=int),
+    Option("overwrite", "replace existing .tflite / .onnx files", switch=True, default=False),
+    *options.dataset_options("calibration_", role="the int8 calibration images", split="train", examples=100),
+    Option("score_threshold", "post-processing override", type=float),
+    Option("nms_iou_threshold", "post-processing override", type=float),
+    Option("max_detections", "post-processing override", type=int),
+    Option("nms", "TFLite NMS: regular = per class, as the Keras detector (default); fast = one NMS "
+           "over each box's best class (the TF Object Detection API's mobile default)",
+           default="regular", choices=("regular", "fast")),
+])
 
 
 def tflite_path(output, name, quantize):
@@ -79,13 +56,9 @@ def run(args):
     """Exports `args.model` as asked; returns the list of written paths."""
     if "saved_model" in args.format and args.quantize != ["none"] and "tflite" not in args.format:
         raise ValueError(f"--quantize {args.quantize} applies to --format tflite only")
-    if "int8" in args.quantize and "tflite" in args.format and not args.calibration_data:
-        raise ValueError("--quantize int8 needs --calibration-data (e.g. your training source)")
-    if not os.path.isfile(args.model):
-        raise ValueError(f"Model file {args.model!r} does not exist")
-    model = keras.saving.load_model(args.model, compile=False)
-    if not isinstance(model, keras_ssd.SSD):
-        raise ValueError(f"{args.model!r} is not an SSD model saved by keras_ssd")
+    if "int8" in args.quantize and "tflite" in args.format and not args.calibration_dataset:
+        raise ValueError("--quantize int8 needs --calibration-dataset (e.g. your training source)")
+    model = load_ssd(args.model)
     name = args.name or model.name
     postprocess = {
         key: value
@@ -104,11 +77,10 @@ def run(args):
     if "tflite" in args.format:
         calibration = None
         if "int8" in args.quantize:
-            source = options.load_dataset(
-                args.calibration_data, args.calibration_split, args.calibration_image_dir
-            )
             calibration = export.calibration_images(
-                source, model.ssd_config.image_size, args.calibration_images
+                options.load_dataset_options(args, "calibration_"),
+                model.ssd_config.image_size,
+                args.calibration_examples,
             )
         for quantize in args.quantize:
             written.append(
@@ -130,8 +102,7 @@ def run(args):
 
 @cli.entry_point
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    paths = run(args)
+    paths = run(COMMAND.parse(argv))
     for path in paths:
         print(path)
     return 0

@@ -13,7 +13,6 @@ status 1); when none can be read nothing is written. Images the model cannot
 judge (far smaller than its input, or without edges or texture) get a warning.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -23,7 +22,8 @@ from PIL import Image, ImageDraw
 
 from keras_ssd.data import ImageFileError, read_image
 from keras_ssd.export import load_detector
-from training import cli
+from training import cli, options
+from training.options import Option
 
 # Low-information inputs (see `low_information`).
 _MAX_UPSCALE = 4
@@ -33,17 +33,12 @@ _DETAIL_SIDE = 300
 _COLOURS = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240))
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m training.predict",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--model", required=True, help=".keras, .tflite or SavedModel directory")
-    parser.add_argument("images", nargs="+", help="image files (JPEG, PNG, BMP, GIF, WebP, TIFF)")
-    parser.add_argument("--output", default="predictions", help="folder for the JSON and PNGs")
-    parser.add_argument("--min-score", type=float, default=0.3, help="keep detections scoring this or more")
-    return parser
+COMMAND = options.Command("python -m training.predict", __doc__, [
+    Option("model", ".keras, .tflite or SavedModel directory", required=True),
+    Option("images", "image files (JPEG, PNG, BMP, GIF, WebP, TIFF)", positional=True, required=True),
+    Option("output", "folder for the JSON and PNGs (default predictions)", default="predictions"),
+    Option("min_score", "keep detections scoring this or more (default 0.3)", type=float, default=0.3),
+])
 
 
 def low_information(image, image_size):
@@ -180,7 +175,7 @@ def predict(model, image_paths, output, min_score=0.3):
 
 @cli.entry_point
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = COMMAND.parse(argv)
     results, errors = predict(args.model, args.images, args.output, args.min_score)
     for result in results:
         print(f"{result['image']}: {len(result['detections'])} detection(s) -> {result['drawn']}")

@@ -17,31 +17,25 @@ Trains the default main job (`python -m training.train --output <run>`) unless
 All of them come from the one model, and the tests check them against each other.
 """
 
-import argparse
 import csv
 import json
 import os
 import shutil
 import sys
 
-import keras
-
-from training import cli
+from keras_ssd.model import load_ssd
+from training import cli, options
 from training import export as export_cli
 from training import train
+from training.options import Option
 
 NAME = "ssd_tiny"
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m training.regenerate_demo",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--run", help="a finished main-job output folder (default: train one in runs/demo)")
-    parser.add_argument("--output", default="saved_models", help="folder of the shipped files")
-    return parser
+COMMAND = options.Command("python -m training.regenerate_demo", __doc__, [
+    Option("run", "a finished main-job output folder (default: train one in runs/demo)"),
+    Option("output", "folder of the shipped files (default saved_models)", default="saved_models"),
+])
 
 
 def record(run):
@@ -62,7 +56,7 @@ def record(run):
 
 @cli.entry_point
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = COMMAND.parse(argv)
     run = args.run
     if run is None:
         run = os.path.join("runs", "demo")
@@ -74,7 +68,7 @@ def main(argv=None):
     best = os.path.join(run, "best.keras")
     if not os.path.isfile(best):
         raise ValueError(f"{best!r} does not exist: --run must be a finished main-job output folder")
-    model = keras.saving.load_model(best, compile=False)
+    model = load_ssd(best)
     os.makedirs(args.output, exist_ok=True)
     model.save(os.path.join(args.output, f"{NAME}.keras"))
     with open(os.path.join(args.output, f"{NAME}.json"), "w") as f:
@@ -82,7 +76,7 @@ def main(argv=None):
     shutil.rmtree(os.path.join(args.output, NAME), ignore_errors=True)
     status = export_cli.main([
         "--model", os.path.join(args.output, f"{NAME}.keras"), "--format", "saved_model", "tflite",
-        "--quantize", "none", "int8", "--calibration-data", "shapes", "--output", args.output,
+        "--quantize", "none", "int8", "--calibration-dataset", "shapes", "--output", args.output,
         "--version", "1", "--overwrite",
     ])
     return status

@@ -85,6 +85,13 @@ class AugmentOptions:
     flip: bool = True
     min_box_size: float = 1.0
 
+    def __post_init__(self):
+        # JSON/YAML give lists; store tuples so equal options compare equal.
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, list):
+                object.__setattr__(self, field.name, tuple(value))
+
     @classmethod
     def none(cls) -> "AugmentOptions":
         """All steps off: `augment_example` only resizes."""

@@ -76,7 +76,7 @@ def test_export_cli_versions_and_refusals(model_file, tmp_path, capsys):
     assert export_cli.main(["--model", model_file, "--output", base, "--version", "2"]) == 2
     assert "ssd_tiny/2 already exists" in capsys.readouterr().err.replace(os.sep, "/")
     assert export_cli.main(["--model", model_file, "--format", "tflite", "--quantize", "int8", "--output", base]) == 2
-    assert "--quantize int8 needs --calibration-data" in capsys.readouterr().err
+    assert "--quantize int8 needs --calibration-dataset" in capsys.readouterr().err
     assert export_cli.main(["--model", model_file, "--quantize", "float16", "--output", base]) == 2
     assert "applies to --format tflite only" in capsys.readouterr().err
     assert export_cli.main(["--model", str(tmp_path / "missing.keras"), "--output", base]) == 2

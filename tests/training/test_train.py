@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 
 import keras_ssd
+from keras_ssd.data import AugmentOptions
 from training import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # VOC07 mAP floor of the shortened main job: with the ssd_tiny recipe (AdamW, batch
 # norm momentum 0.9) it reached 0.789 on 2026-11-24 (2-core CPU; 0.186 with SGD before).
 MAIN_JOB_FLOOR = 0.4
-SMALL = ["--train-examples", "64", "--val-examples", "16", "--batch-size", "8", "--eval-every", "1"]
+SMALL = ["--examples", "64", "--val-examples", "16", "--batch-size", "8", "--eval-every", "1"]
 
 
 def _command(output, *extra):
@@ -40,36 +41,51 @@ def _epochs_logged(output):
 def test_config_file_and_flags_merge(tmp_path):
     config = tmp_path / "job.yaml"
     config.write_text("epochs: 3\nbatch-size: 4\nlearning_rate: 0.5\n")
-    args = train.options.parse(train.build_parser(), train.DEFAULTS, ["--config", str(config), "--epochs", "7"])
+    args = train.COMMAND.parse(["--config", str(config), "--epochs", "7"])
     assert (args.epochs, args.batch_size, args.learning_rate) == (7, 4, 0.5)
     assert args.preset == "ssd_tiny" and args.dataset == "shapes"
+    recipe = train.recipe_of(args)  # flags over file over the preset's recipe
+    assert (recipe.epochs, recipe.batch_size, recipe.learning_rate, recipe.optimizer) == (7, 4, 0.5, "adamw")
     config.write_text("epoch: 3\n")
     with pytest.raises(SystemExit):
-        train.options.parse(train.build_parser(), train.DEFAULTS, ["--config", str(config)])
+        train.COMMAND.parse(["--config", str(config)])
+    config.write_text("optimizer: adam\n")  # file values meet the flag's choices
+    with pytest.raises(SystemExit):
+        train.COMMAND.parse(["--config", str(config)])
 
 
 def test_preset_recipe_fills_only_unset_options():
-    parse = lambda argv: train.with_recipe(train.options.parse(train.build_parser(), train.DEFAULTS, argv))
-    tiny = parse([])
-    assert (tiny.optimizer, tiny.learning_rate, tiny.augment) == ("adamw", 2e-3, {"max_expand_ratio": 2.0})
-    paper = parse(["--preset", "ssd300_vgg16"])
-    assert (paper.optimizer, paper.learning_rate, paper.augment) == ("sgd", 1e-3, {})
-    mixed = parse(["--optimizer", "sgd", "--augment", "false"])
+    recipe = lambda argv: train.recipe_of(train.COMMAND.parse(argv))
+    tiny = recipe([])
+    assert tiny == keras_ssd.recipes.for_preset("ssd_tiny")
+    assert (tiny.optimizer, tiny.learning_rate, tiny.augment) == ("adamw", 2e-3, AugmentOptions(max_expand_ratio=2.0))
+    paper = recipe(["--preset", "ssd300_vgg16"])
+    assert (paper.optimizer, paper.learning_rate, paper.augment) == ("sgd", 1e-3, AugmentOptions())
+    assert (paper.schedule, paper.epochs, paper.clip_norm) == ("step", 232, 0.0)
+    mixed = recipe(["--optimizer", "sgd", "--augment", "false"])  # the rate goes with the optimiser
     assert (mixed.optimizer, mixed.learning_rate, mixed.augment) == ("sgd", 1e-3, False)
+    assert recipe(["--jit-compile", "false"]).jit_compile is False
     with pytest.raises(ValueError, match=r"unknown AugmentOptions field\(s\) \['zoom'\]"):
-        train._augment_options({"zoom": 2})
+        recipe(["--augment", '{"zoom": 2}'])
+
+
+def test_unknown_model_option_is_one_error_line_listing_the_fields(tmp_path, capsys):
+    status = train.main(["--output", str(tmp_path / "run"), "--model-options", '{"neg_pos": 2}'])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert status == 2
+    assert error.startswith("error: Unknown SSDConfig field(s) ['neg_pos']; valid fields: [")
+    assert "'neg_pos_ratio'" in error and "'match_iou_threshold'" in error
+    assert not (tmp_path / "run").exists()
 
 
 def test_short_main_job_learns(tmp_path):
     # The main job shortened: 256 easier shapes images (one object of 25-60% of the
     # side, at the network's 160 px), 10 epochs at batch 16 = 160 steps of the
-    # ssd_tiny recipe (AdamW, see training.train.PRESET_RECIPES).
+    # ssd_tiny recipe (AdamW, see keras_ssd.recipes.TINY).
     easy = '{"image_size": 160, "object_size": [0.25, 0.6], "max_objects": 1}'
     metrics = train.run(
-        train.options.parse(
-            train.build_parser(),
-            train.DEFAULTS,
-            ["--output", str(tmp_path), "--train-examples", "256", "--val-examples", "64",
+        train.COMMAND.parse(
+            ["--output", str(tmp_path), "--examples", "256", "--val-examples", "64",
              "--epochs", "10", "--batch-size", "16", "--dataset-options", easy],
         )
     )
@@ -78,18 +94,20 @@ def test_short_main_job_learns(tmp_path):
         assert (tmp_path / name).exists()
     assert not (tmp_path / "backup").exists()  # removed when training finished
     with open(tmp_path / "metrics.json") as f:
-        assert json.load(f)["mAP"] == pytest.approx(metrics["mAP"])
+        saved = json.load(f)
+    assert saved["mAP"] == pytest.approx(metrics["mAP"])
+    assert keras_ssd.recipes.Recipe.from_dict(saved["recipe"]) == keras_ssd.recipes.TINY.replace(
+        epochs=10, batch_size=16
+    )
     best = keras.models.load_model(tmp_path / "best.keras")
     assert best.class_names == ["circle", "square", "triangle"]
 
 
 def test_image_size_and_model_options_reach_the_trained_model(tmp_path):
-    args = train.options.parse(
-        train.build_parser(),
-        train.DEFAULTS,
+    args = train.COMMAND.parse(
         ["--output", str(tmp_path), "--image-size", "192",
          "--model-options", '{"batch_norm_momentum": 0.8, "neg_pos_ratio": 2}',
-         "--epochs", "1", "--train-examples", "16", "--val-examples", "8", "--batch-size", "8"],
+         "--epochs", "1", "--examples", "16", "--val-examples", "8", "--batch-size", "8"],
     )
     metrics = train.run(args)
     model = keras.models.load_model(tmp_path / "best.keras")
@@ -103,11 +121,13 @@ def test_image_size_and_model_options_reach_the_trained_model(tmp_path):
 
 def test_shipped_ssdlite_shapes_config_parses_to_its_model():
     config = os.path.join(ROOT, "training", "configs", "ssdlite_shapes.yaml")
-    args = train.with_recipe(train.options.parse(train.build_parser(), train.DEFAULTS, ["--config", config]))
-    assert (args.preset, args.image_size, args.optimizer, args.batch_size) == ("ssdlite320_mobilenetv2", 160, "adamw", 16)
+    args = train.COMMAND.parse(["--config", config])
+    recipe = train.recipe_of(args)
+    assert (args.preset, args.image_size, recipe.optimizer, recipe.batch_size) == ("ssdlite320_mobilenetv2", 160, "adamw", 16)
+    assert (recipe.learning_rate, recipe.epochs) == (4e-3, 6)
     cfg = keras_ssd.SSDConfig.from_preset(args.preset, image_size=args.image_size, **args.model_options)
     assert (cfg.feature_map_sizes, cfg.num_boxes, cfg.batch_norm_momentum) == ((10, 5, 3, 2, 1, 1), 840, 0.9)
-    assert train._augment_options(args.augment).max_expand_ratio == 2.0
+    assert recipe.augment == AugmentOptions(max_expand_ratio=2.0)
     assert keras_ssd.data.load("shapes", "train", **args.dataset_options).cardinality() == 2000
 
 
