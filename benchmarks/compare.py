@@ -1,4 +1,4 @@
-"""keras_ssd against torchvision's SSD300 on this machine, side by side (issue 7).
+"""keras_ssd against torchvision's SSD300 on this machine, side by side.
 
     python benchmarks/compare.py [--repeats 5] [--train-repeats 3] [--no-torch]
     python benchmarks/compare.py --quick          # ssd_tiny, one round, no warm-up, no torch:

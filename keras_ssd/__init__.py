@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"  # before the imports: keras_ssd.export writes it into .tflite metadata
 
-from keras_ssd import convert, data, evaluation, export, optimizers
+from keras_ssd import convert, data, evaluation, export, optimizers, recipes
 from keras_ssd.config import SSDConfig
 from keras_ssd.detector import build_detector
 from keras_ssd.encoder import TargetEncoder
@@ -27,5 +27,6 @@ __all__ = [
     "evaluation",
     "export",
     "optimizers",
+    "recipes",
     "with_num_classes",
 ]

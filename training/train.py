@@ -178,7 +178,7 @@ def _train(args, recipe, strategy, output, chief, start):
     # One iterator over the repeated passes for the whole run (reshuffled and re-augmented
     # every pass), with `steps_per_epoch`: Keras otherwise makes a new iterator every
     # epoch, and dropping the old one stalled the next epoch's first step for up to
-    # ~60 s (seen on the 2-core CPU machine with ssdlite320_mobilenetv2, 2026-11-24).
+    # ~60 s (seen on a 2-core CPU with ssdlite320_mobilenetv2).
     # Repeating the batched passes (not `train_pipeline(repeat=True)`, which repeats
     # before batching) keeps an epoch exactly one pass of the counted batches.
     model.fit(

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 
 from keras_ssd import L2Normalization
+from round_trips import check_config_round_trip
 
 
 def test_output_has_norm_equal_to_scale():
@@ -18,5 +19,5 @@ def test_per_channel_scale_is_learned_and_config_round_trips():
     np.testing.assert_allclose(np.asarray(layer(x)), [[[[3.0, 4.0]]]], rtol=1e-6)
     layer.scale.assign([1.0, 2.0])
     np.testing.assert_allclose(np.asarray(layer(x)), [[[[0.6, 1.6]]]], rtol=1e-6)
-    clone = keras.layers.deserialize(keras.layers.serialize(layer))
+    clone = check_config_round_trip(layer, x)  # learned scale copied, same output
     assert clone.scale_init == 5.0 and clone.name == "norm"

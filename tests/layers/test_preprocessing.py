@@ -2,6 +2,7 @@ import keras
 import numpy as np
 
 from keras_ssd.layers.preprocessing import VGG_BGR_MEAN, VGGPreprocessing
+from round_trips import check_config_round_trip
 
 
 def test_rgb_becomes_bgr_minus_mean_like_keras_vgg16():
@@ -14,5 +15,6 @@ def test_rgb_becomes_bgr_minus_mean_like_keras_vgg16():
 
 def test_config_round_trip():
     layer = VGGPreprocessing(mean=(1.0, 2.0, 3.0))
-    clone = keras.layers.deserialize(keras.layers.serialize(layer))
+    rgb = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 3)).astype(np.float32)
+    clone = check_config_round_trip(layer, rgb)
     assert clone.mean == (1.0, 2.0, 3.0)
