@@ -1,7 +1,5 @@
 """keras_ssd: the Single Shot MultiBox Detector (Liu et al. 2016) for Keras 3."""
 
-__version__ = "0.1.0"  # before the imports: keras_ssd.export writes it into .tflite metadata
-
 from keras_ssd import convert, data, evaluation, export, optimizers, recipes
 from keras_ssd.config import SSDConfig
 from keras_ssd.detector import build_detector
@@ -10,6 +8,7 @@ from keras_ssd.layers import DefaultBoxes, DetectionDecoder, L2Normalization, de
 from keras_ssd.losses import SSDLoss
 from keras_ssd.model import SSD, build_ssd
 from keras_ssd.transfer import with_num_classes
+from keras_ssd.version import __version__ as __version__
 
 __all__ = [
     "DefaultBoxes",

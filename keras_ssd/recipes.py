@@ -95,6 +95,24 @@ class Recipe:
             changes["learning_rate"] = OPTIMIZER_LEARNING_RATES.get(new_optimizer, self.learning_rate)
         return dataclasses.replace(self, **changes)
 
+    def describe(self) -> str:
+        """One line for logs; augmentation as the fields that differ from the paper's."""
+        if self.augment is False:
+            augment = "none"
+        else:
+            changed = {
+                f.name: getattr(self.augment, f.name)
+                for f in dataclasses.fields(AugmentOptions)
+                if getattr(self.augment, f.name) != getattr(AugmentOptions(), f.name)
+            }
+            augment = "the paper's" + (f" with {changed}" if changed else "")
+        return (
+            f"{self.optimizer} at {self.learning_rate:g} for batch {REFERENCE_BATCH_SIZE}, batch "
+            f"{self.batch_size}, {self.epochs} epochs, {self.schedule} after {self.warmup_epochs:g} "
+            f"warm-up epoch(s), weight decay {self.weight_decay:g}, clip norm {self.clip_norm:g}, "
+            f"jit_compile {self.jit_compile}; augmentation {augment}"
+        )
+
     def warmup_steps(self, steps_per_epoch: int) -> int:
         """Warm-up length in steps, at most the whole run."""
         return min(int(self.warmup_epochs * steps_per_epoch), self.epochs * steps_per_epoch)

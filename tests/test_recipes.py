@@ -86,3 +86,11 @@ def test_neg_pos_ratio_of_the_config_changes_the_loss():
         hardest = sum(np.log(2 + np.exp(v)) for v in range(9, 9 - ratio, -1))
         assert loss == pytest.approx(positive + hardest, rel=1e-5)
     assert losses[3] > losses[2]
+
+
+def test_describe_names_the_settings_and_the_augmentation_changes():
+    line = recipes.TINY.describe()
+    assert line.startswith("adamw at 0.002 for batch 32, batch 32, 9 epochs, cosine after 1 warm-up")
+    assert line.endswith("augmentation the paper's with {'max_expand_ratio': 2.0}")
+    assert recipes.PAPER.describe().endswith("clip norm 0, jit_compile auto; augmentation the paper's")
+    assert recipes.TINY.replace(augment=False).describe().endswith("augmentation none")

@@ -152,7 +152,7 @@ def _train(args, recipe, strategy, output, chief, start):
     )
     val = keras_ssd.data.eval_pipeline(val_examples, cfg, recipe.batch_size)
     print(f"{cfg.name} at {cfg.image_size} px: {num_classes} classes, {cfg.num_boxes} default boxes; "
-          f"{steps_per_epoch} steps/epoch; {strategy.num_replicas_in_sync} replica(s); recipe {recipe}")
+          f"{steps_per_epoch} steps/epoch; {strategy.num_replicas_in_sync} replica(s)\nrecipe: {recipe.describe()}")
 
     with strategy.scope():
         model = keras_ssd.build_ssd(cfg, backbone_weights=args.backbone_weights, class_names=names)

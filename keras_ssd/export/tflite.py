@@ -39,13 +39,13 @@ import tensorflow as tf
 
 from tensorflow.lite.tools import flatbuffer_utils
 
-from keras_ssd import __version__
 from keras_ssd.detector import build_detector
 from keras_ssd.export import labels
 from keras_ssd.export.images import resize_images
 from keras_ssd.export.tflite_metadata import add_detection_metadata
 from keras_ssd.export.tflite_postprocess import FLOAT_SCOPE, detection_postprocess
 from keras_ssd.model import ssd_config_of
+from keras_ssd.version import __version__
 
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
 # The TF Object Detection API's output order, which readers that go by position use.

@@ -1,0 +1,3 @@
+"""The package version, written into exported models' metadata."""
+
+__version__ = "0.1.0"
