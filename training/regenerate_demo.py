@@ -12,7 +12,9 @@ Trains the default main job (`python -m training.train --output <run>`) unless
   model against it);
 * `ssd_tiny/1/`: the SavedModel for TF Serving;
 * `ssd_tiny.tflite` and `ssd_tiny_int8.tflite` (calibrated on 100 `shapes`
-  training images), each with metadata and a `.labels.txt`.
+  training images), each with metadata and a `.labels.txt`;
+* `ssd_tiny.onnx`: for ONNX Runtime, post-processing inside (it shares
+  `ssd_tiny.labels.txt` with `ssd_tiny.tflite`).
 
 All of them come from the one model, and the tests check them against each other.
 """
@@ -75,7 +77,7 @@ def main(argv=None):
         json.dump(record(run), f, indent=2)
     shutil.rmtree(os.path.join(args.output, NAME), ignore_errors=True)
     status = export_cli.main([
-        "--model", os.path.join(args.output, f"{NAME}.keras"), "--format", "saved_model", "tflite",
+        "--model", os.path.join(args.output, f"{NAME}.keras"), "--format", "saved_model", "tflite", "onnx",
         "--quantize", "none", "int8", "--calibration-dataset", "shapes", "--output", args.output,
         "--version", "1", "--overwrite",
     ])

@@ -30,10 +30,10 @@ import time
 
 import tensorflow as tf
 
-from keras_ssd import __version__
 from keras_ssd.detector import build_detector
 from keras_ssd.export import labels
 from keras_ssd.model import ssd_config_of
+from keras_ssd.version import __version__
 
 OPSET = 18
 CLASS_NAMES_KEY = "class_names"
