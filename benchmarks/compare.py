@@ -9,19 +9,23 @@ Prints a markdown table of images/s, SSD300 at 20 classes, batch 1 and 8:
 * keras_ssd inference with post-processing (`build_detector`: decode, softmax,
   per-class top-k, NMS) through `predict_on_batch`, a `tf.function`, a
   `tf.function` whose network part is XLA-compiled, the exported SavedModel
-  (`serving_default`, uint8 images) and `.tflite` files (float32,
-  dynamic-range, int8) run by `ai_edge_litert` (batch 1 only in TFLite: batch
-  8 is 8 invocations; one interpreter thread by default, because more than one
-  makes ai-edge-litert 2.3's `TFLite_Detection_PostProcess` corrupt the heap
-  and abort when many boxes pass the score threshold);
+  (`serving_default`, uint8 images), `.tflite` files (float32,
+  dynamic-range, int8) run by `ai_edge_litert` on all cores (batch 1 only in
+  TFLite: batch 8 is 8 invocations), and the `.onnx` file run by ONNX Runtime
+  (CPU execution provider, all cores) when the `onnx` extra is installed;
+* batch-1 latency, median and 90th percentile of single calls: a phone or a web
+  service waits for one image, not for a batch;
 * the network alone (no post-processing), so decode + NMS's share of
   inference is `1 - t_network / t_detector` on the same batch;
-* the training step at batch 8 (`train_on_batch`, i.e. `model.fit`'s step,
-  with `SSDLoss` and SGD momentum 0.9), without and with XLA;
+* the training step at batch 8 (`train_on_batch`, i.e. `model.fit`'s step),
+  compiled by `keras_ssd.recipes.compile_for_training` with the preset's
+  recipe (what `python -m training.train` uses: for SSD300 the paper's SGD),
+  as the recipe sets XLA and with XLA forced on;
 * the input pipeline (`keras_ssd.data.train_pipeline`, augment + encode);
-* achieved GFLOP/s against the machine's peak (`--peak-gflops`), counting 2
-  FLOPs per conv multiply-accumulate (`keras_ssd.model_stats.count_macs`) and
-  3x the forward FLOPs for a training step.
+* achieved GFLOP/s against this machine's fp32 peak, measured in the same run
+  (`peak.py`: the best large SGEMM of numpy/OpenBLAS, TensorFlow and XNNPack),
+  counting 2 FLOPs per conv multiply-accumulate (`keras_ssd.model_stats.count_macs`)
+  and 3x the forward FLOPs for a training step.
 
 When `torch` and `torchvision` import, the same process builds torchvision's
 `ssd300_vgg16(num_classes=21, weights=None)` (random init, eval mode) and gives
@@ -53,11 +57,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 import tensorflow as tf
+from peak import describe as describe_peak
+from peak import measure_peak
 from pipeline import pipeline_throughput
 from timing import interleaved_seconds, load_average
 
 import keras_ssd
-from keras_ssd import export
+from keras_ssd import export, recipes
 from keras_ssd.model_stats import count_macs
 
 # (score threshold, top-k per class, NMS IoU, detections per image): both sides.
@@ -133,9 +139,19 @@ def keras_inference_cases(model, detector, images, args):
     if args.saved_model is not None:
         uint8 = tf.constant(images)
         cases["SavedModel"] = lambda: args.saved_model(images=uint8)["num_detections"].numpy()
-    for name, tflite in args.tflite.items():
-        cases[name] = lambda tflite=tflite: tflite(images)["num_detections"]
+    for name, runner in args.exported.items():
+        cases[name] = lambda runner=runner: runner(images)["num_detections"]
     return cases
+
+
+def onnx_detector(model, tmp, threads):
+    """{"ONNX Runtime": `OnnxDetector`} of `model`'s `.onnx` export, or {} without the `onnx` extra."""
+    try:
+        path = export.export_onnx(model, os.path.join(tmp, "model.onnx"), verbose=False, **POSTPROCESS)
+    except ImportError as error:
+        log(f"ONNX Runtime not run: {error}")
+        return {}
+    return {"ONNX Runtime": export.OnnxDetector(path, num_threads=threads)}
 
 
 def tflite_detectors(model, images, tmp, quick, threads):
@@ -153,15 +169,11 @@ def tflite_detectors(model, images, tmp, quick, threads):
     return detectors
 
 
-def keras_train_step(model, images, jit_compile):
-    """`model.fit`'s step on a compiled copy of `model`: one call = one batch."""
+def keras_train_step(model, images, recipe):
+    """`model.fit`'s step on a copy of `model` compiled with `recipe`: one call = one batch."""
     cfg = model.ssd_config
     copy = twin(model)
-    copy.compile(
-        optimizer=keras.optimizers.SGD(1e-3, momentum=0.9),
-        loss=keras_ssd.SSDLoss(),
-        jit_compile=jit_compile,
-    )
+    recipes.compile_for_training(copy, recipe, steps_per_epoch=1000)
     encoder = keras_ssd.TargetEncoder(cfg)
     y_true = encoder(tf.constant(TRAIN_BOXES), tf.constant(TRAIN_LABELS)).numpy()
     y_true = np.stack([y_true] * len(images))
@@ -224,12 +236,26 @@ def fmt(value, digits=2):
 def row(what, batch, keras_rate, torch_rate=None, gflop=None, peak=None, cpu_ratio=None):
     """A table row; `cpu_ratio` is torch's CPU seconds per image over keras_ssd's."""
     ratio = None if keras_rate is None or torch_rate is None else keras_rate / torch_rate
-    achieved = "—"
-    if gflop is not None and keras_rate is not None:
-        gflops = keras_rate * gflop
-        achieved = f"{gflops:.0f} ({100 * gflops / peak:.0f}%)"
+
+    def achieved(rate):
+        if gflop is None or rate is None:
+            return "—"
+        return f"{rate * gflop:.0f} ({100 * rate * gflop / peak:.0f}%)"
+
     return (f"| {what} | {batch} | {fmt(keras_rate)} | {fmt(torch_rate)} | {fmt(ratio)} | {fmt(cpu_ratio)} "
-            f"| {achieved} |")
+            f"| {achieved(keras_rate)} | {achieved(torch_rate)} |")
+
+
+def latency_table(rows, calls, batch):
+    """Markdown lines: median and p90 ms of single calls at `batch`, keras_ssd's paths and torch's."""
+    lines = ["", f"Latency at batch {batch}, single calls (ms):", "",
+             "| what | median ms | p90 ms |", "|---|---|---|"]
+    for what, name in rows + [("torchvision `model(images)`", "torch")]:
+        durations = calls.get((name, batch))
+        if durations:
+            ms = 1000 * np.asarray(durations)
+            lines.append(f"| {what} | {np.median(ms):.1f} | {np.percentile(ms, 90):.1f} |")
+    return lines
 
 
 def main():
@@ -241,13 +267,13 @@ def main():
     parser.add_argument("--repeats", type=int, default=None, help="inference rounds (default 5, 1 with --quick)")
     parser.add_argument("--train-repeats", type=int, default=None, help="training rounds (default 3)")
     parser.add_argument("--min-seconds", type=float, default=None, help="shortest sample (default 2)")
-    parser.add_argument("--peak-gflops", type=float, default=156.0,
-                        help="the machine's fp32 peak (2-core AVX2+FMA EPYC: 2 x 32 FLOP/cycle x ~2.45 GHz)")
+    parser.add_argument("--peak-gflops", type=float, default=None,
+                        help="the machine's fp32 peak (default: measured in this run, benchmarks/peak.py)")
     parser.add_argument("--no-torch", action="store_true", help="skip torchvision even when it imports")
     parser.add_argument("--no-tflite", action="store_true")
-    parser.add_argument("--tflite-threads", type=int, default=1,
-                        help="LiteRT interpreter threads; >1 crashes ai-edge-litert 2.3's "
-                             "TFLite_Detection_PostProcess (regular NMS) on many candidates")
+    parser.add_argument("--no-onnx", action="store_true")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="LiteRT and ONNX Runtime threads (default: all cores, as TensorFlow and torch)")
     args = parser.parse_args()
     quick = args.quick
     args.preset = args.preset or ("ssd_tiny" if quick else "ssd300_vgg16")
@@ -262,8 +288,14 @@ def main():
     load_start = load_average()
     torch_side = None if (quick or args.no_torch) else import_torch()
     threads = os.cpu_count()
+    runtime_threads = args.threads or threads
     if torch_side is not None:
         torch_side[0].set_num_threads(threads)
+    if args.peak_gflops:
+        peak, peak_line = args.peak_gflops, f"fp32 peak {args.peak_gflops:.0f} GFLOP/s (given)"
+    else:
+        peak, by_engine = measure_peak(runtime_threads, seconds=0.5 if quick else 3.0, log=log)
+        peak_line = describe_peak(peak, by_engine, runtime_threads)
 
     model, torch_model = keras_models(args, torch_side)
     cfg = model.ssd_config
@@ -276,7 +308,9 @@ def main():
         log("exporting the SavedModel")
         path = export.export_saved_model(model, tmp, name="bench", version=1, **POSTPROCESS)
         args.saved_model = tf.saved_model.load(path).signatures["serving_default"]
-        args.tflite = {} if args.no_tflite else tflite_detectors(model, images, tmp, quick, args.tflite_threads)
+        args.exported = {} if args.no_tflite else tflite_detectors(model, images, tmp, quick, runtime_threads)
+        if not args.no_onnx:
+            args.exported.update(onnx_detector(model, tmp, runtime_threads))
 
         cases = {}
         for batch in (small, large):
@@ -287,15 +321,16 @@ def main():
                 for name, fn in torch_inference_cases(torch_side[0], torch_model, batch_images).items():
                     cases[(name, batch)] = fn
         log(f"inference: {len(cases)} cases x {repeats} rounds")
-        cpu = {}
+        cpu, calls = {}, {}
         seconds = interleaved_seconds(
-            cases, repeats, warmup=warmup, min_seconds=min_seconds, log=log, cpu_seconds=cpu
+            cases, repeats, warmup=warmup, min_seconds=min_seconds, log=log, cpu_seconds=cpu, call_seconds=calls
         )
         load_inference = load_average()
 
+    recipe = recipes.for_preset(args.preset).replace(batch_size=large)
     train_cases = {
-        "fit": keras_train_step(model, images, jit_compile=False),
-        "fit+XLA": keras_train_step(model, images, jit_compile=True),
+        "fit": keras_train_step(model, images, recipe),
+        "fit+XLA": keras_train_step(model, images, recipe.replace(jit_compile=True)),
     }
     if torch_side is not None:
         train_cases["torch"] = torch_train_step(torch_side[0], torch_model, images)
@@ -325,14 +360,13 @@ def main():
         key, torch_key = (name, batch), (torch_name, batch)
         return cpu[torch_key] / cpu[key] if torch_key in cpu and key in cpu else None
 
-    peak = args.peak_gflops
     lines = [
         (f"keras_ssd vs torchvision, {cfg.name} at {cfg.num_classes} classes ({model.count_params():,} "
         f"parameters, {gflop / 2:.1f} GMACs = {gflop:.1f} GFLOP per image), {cfg.image_size} px"),
         "",
         ("| what | batch | keras_ssd img/s | torchvision img/s | keras / torch | keras / torch, CPU time "
-        "| GFLOP/s (% of peak) |"),
-        "|---|---|---|---|---|---|---|",
+        "| keras_ssd GFLOP/s (% of peak) | torchvision GFLOP/s (% of peak) |"),
+        "|---|---|---|---|---|---|---|---|",
     ]
     rows = [
         ("Keras `predict_on_batch`, detector", "predict"),
@@ -342,6 +376,7 @@ def main():
         ("TFLite float32 (LiteRT)", "TFLite float32"),
         ("TFLite dynamic-range (LiteRT)", "TFLite dynamic"),
         ("TFLite int8 (LiteRT)", "TFLite int8"),
+        ("ONNX Runtime (CPU)", "ONNX Runtime"),
     ]
     for what, name in rows:
         for batch in (small, large):
@@ -361,14 +396,16 @@ def main():
         lines.append(
             f"| decode + NMS share of inference: 1 - network/detector (decoder alone) | {batch} | "
             f"{100 * share:.1f}% ({100 * alone:.1f}%, {1000 * seconds[('decoder', batch)]:.0f} ms) | "
-            f"{torch_share} | — | — | — |"
+            f"{torch_share} | — | — | — | — |"
         )
-    lines.append(row("training step (`train_on_batch`, SSDLoss, SGD)", large, train_rate("fit"),
+    lines.append(row(f"training step (`train_on_batch`, the {args.preset} recipe: {recipe.optimizer}, "
+                     f"jit_compile {recipe.jit_compile})", large, train_rate("fit"),
                      train_rate("torch"), 3 * gflop, peak, cpu_ratio("fit", None)))
     lines.append(row("training step, `jit_compile=True` (XLA)", large, train_rate("fit+XLA"),
                      train_rate("torch"), 3 * gflop, peak, cpu_ratio("fit+XLA", None)))
     lines.append(f"| input pipeline (augment + encode, VOC-sized images) | {pipe_batch} | {pipe_rate:.1f} "
-                 f"| — | — | — | {pipe_rate / train_rate('fit'):.0f}x the training step |")
+                 f"| — | — | — | {pipe_rate / train_rate('fit'):.0f}x the training step | — |")
+    lines += latency_table(rows, calls, small)
     torch_note = (
         f"torch {torch_side[0].__version__}, torchvision {torch_side[1].__version__}, "
         f"{torch_side[0].get_num_threads()} threads, same weights and images"
@@ -379,12 +416,12 @@ def main():
         "",
         f"- date: {started:%Y-%m-%d %H:%M %Z}; command: `{command}`",
         (f"- machine: {platform.processor() or platform.machine()}, {threads} CPU cores, "
-        f"peak {peak:.0f} GFLOP/s fp32; TensorFlow {tf.__version__}, Keras {keras.__version__}; {torch_note}"),
+        f"{peak_line}; TensorFlow {tf.__version__}, Keras {keras.__version__}; {torch_note}"),
         (f"- load average (1 / 5 / 15 min): start {load_start}; after inference {load_inference}; "
         f"after training {load_train}; end {load_end}"),
         (f"- medians of {repeats} interleaved rounds (inference, each sample >= {min_seconds:g} s) and "
-        f"{train_repeats} (training), after warm-up; TFLite: {args.tflite_threads} interpreter thread(s), "
-        f"batch {large} = {large} single-image calls"),
+        f"{train_repeats} (training), after warm-up; LiteRT and ONNX Runtime: {runtime_threads} thread(s); "
+        f"TFLite batch {large} = {large} single-image calls"),
         "- post-processing on both sides: score > {score_threshold}, top {pre_nms_top_k} per class, "
         "NMS IoU {nms_iou_threshold}, {max_detections} per image (TFLite: its "
         "TFLite_Detection_PostProcess op with the same thresholds)".format(**POSTPROCESS),

@@ -13,8 +13,12 @@ import statistics
 import time
 
 
-def seconds_per_call(fn, min_seconds=0.0):
+def seconds_per_call(fn, min_seconds=0.0, durations=None):
     """One sample: calls `fn` once, then again until `min_seconds` have passed.
+
+    Args:
+        fn, min_seconds: as above.
+        durations: optional list; each call's wall-clock seconds are appended.
 
     Returns:
         `(wall, cpu)`: mean wall-clock seconds and mean CPU seconds of this
@@ -23,14 +27,17 @@ def seconds_per_call(fn, min_seconds=0.0):
     """
     calls, start, cpu_start = 0, time.perf_counter(), time.process_time()
     while True:
+        call_start = time.perf_counter()
         fn()
         calls += 1
+        if durations is not None:
+            durations.append(time.perf_counter() - call_start)
         elapsed = time.perf_counter() - start
         if elapsed >= min_seconds:
             return elapsed / calls, (time.process_time() - cpu_start) / calls
 
 
-def interleaved_seconds(cases, repeats=5, warmup=1, min_seconds=0.0, log=None, cpu_seconds=None):
+def interleaved_seconds(cases, repeats=5, warmup=1, min_seconds=0.0, log=None, cpu_seconds=None, call_seconds=None):
     """Median seconds per call of each case, the cases' samples interleaved.
 
     Args:
@@ -42,6 +49,8 @@ def interleaved_seconds(cases, repeats=5, warmup=1, min_seconds=0.0, log=None, c
             short calls are averaged over several runs.
         log: optional callable taking a progress string.
         cpu_seconds: optional dict, filled with name -> median CPU seconds per call.
+        call_seconds: optional dict, filled with name -> every timed call's
+            wall-clock seconds (for latency percentiles).
 
     Returns:
         dict name -> median seconds per call.
@@ -51,12 +60,15 @@ def interleaved_seconds(cases, repeats=5, warmup=1, min_seconds=0.0, log=None, c
         for _ in range(warmup):
             cases[name]()
     samples = {name: [] for name in names}
+    calls = {name: [] for name in names}
     for round_index in range(repeats):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
-            samples[name].append(seconds_per_call(cases[name], min_seconds))
+            samples[name].append(seconds_per_call(cases[name], min_seconds, calls[name]))
         if log is not None:
             log(f"round {round_index + 1}/{repeats} done, load {load_average()}")
+    if call_seconds is not None:
+        call_seconds.update(calls)
     if cpu_seconds is not None:
         cpu_seconds.update({name: statistics.median(c for _, c in values) for name, values in samples.items()})
     return {name: statistics.median(w for w, _ in values) for name, values in samples.items()}

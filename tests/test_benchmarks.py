@@ -15,9 +15,10 @@ ROWS = (
     "TFLite float32 (LiteRT)",
     "TFLite dynamic-range (LiteRT)",
     "TFLite int8 (LiteRT)",
+    "ONNX Runtime (CPU)",
     "network only, no post-processing",
     "decode + NMS share of inference",
-    "training step (`train_on_batch`, SSDLoss, SGD)",
+    "training step (`train_on_batch`, the ssd_tiny recipe: adamw, jit_compile auto)",
     "training step, `jit_compile=True` (XLA)",
     "input pipeline",
 )
@@ -31,11 +32,15 @@ def test_compare_quick_prints_the_table():
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    throughput, latency = result.stdout.split("Latency at batch 1, single calls (ms):")
+    table = [line for line in throughput.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| what | batch | keras_ssd img/s | torchvision img/s | keras / torch |")
     for name in ROWS:
         rows = [line for line in table if line.startswith(f"| {name}")]
         expected = 1 if name in ("input pipeline",) or name.startswith("training step") else 2
         assert len(rows) == expected, (name, result.stdout)
+    for name in ROWS[:8]:  # the detectors: batch-1 median and p90 ms
+        assert sum(line.startswith(f"| {name} | ") for line in latency.splitlines()) == 1, (name, latency)
+    assert "measured fp32 peak" in result.stdout and "XNNPack" in result.stdout
     assert "load average (1 / 5 / 15 min)" in result.stdout
     assert "command: `python benchmarks/compare.py --quick`" in result.stdout
