@@ -2,10 +2,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from round_trips import check_config_round_trip
 
 import keras_ssd
 from keras_ssd import SSDLoss
-from round_trips import check_config_round_trip
 
 
 def _cross_entropy(logits, label):

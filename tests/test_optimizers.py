@@ -5,9 +5,9 @@ import math
 import keras
 import numpy as np
 import pytest
+from round_trips import check_config_round_trip
 
 from keras_ssd.optimizers import OPTIMIZERS, WarmUpDecay, build_adamw, build_sgd
-from round_trips import check_config_round_trip
 
 
 def _lr(schedule, step):

@@ -1,10 +1,9 @@
 """`.keras` round trips of the training model and the detector, no custom_objects."""
 
-import keras
 import numpy as np
+from round_trips import check_config_round_trip, check_keras_file_round_trip
 
 import keras_ssd
-from round_trips import check_config_round_trip, check_keras_file_round_trip
 
 
 def test_training_model_round_trip(tiny_cfg, tmp_path):

@@ -19,11 +19,11 @@ import math
 import keras
 import numpy as np
 import pytest
+from round_trips import check_keras_file_round_trip
 
 import keras_ssd
 from keras_ssd import SSDConfig
 from keras_ssd.model_stats import count_macs
-from round_trips import check_keras_file_round_trip
 
 PRESET = "ssdlite320_mobilenetv2"
 # MobileNetV2 bottleneck stages (expansion t, channels c, repeats n, stride s), paper Table 2.

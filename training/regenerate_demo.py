@@ -26,9 +26,8 @@ import shutil
 import sys
 
 from keras_ssd.model import load_ssd
-from training import cli, options
+from training import cli, options, train
 from training import export as export_cli
-from training import train
 from training.options import Option
 
 NAME = "ssd_tiny"

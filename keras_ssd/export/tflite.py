@@ -36,7 +36,6 @@ import tempfile
 import keras
 import numpy as np
 import tensorflow as tf
-
 from tensorflow.lite.tools import flatbuffer_utils
 
 from keras_ssd.detector import build_detector

@@ -1,12 +1,11 @@
 import math
 
-import keras
 import numpy as np
 import pytest
+from round_trips import check_config_round_trip
 
 import keras_ssd
 from keras_ssd import DefaultBoxes, SSDConfig
-from round_trips import check_config_round_trip
 
 
 def _box(cy, cx, h, w):

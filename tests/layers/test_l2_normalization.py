@@ -1,8 +1,7 @@
-import keras
 import numpy as np
+from round_trips import check_config_round_trip
 
 from keras_ssd import L2Normalization
-from round_trips import check_config_round_trip
 
 
 def test_output_has_norm_equal_to_scale():

@@ -1,8 +1,8 @@
 import keras
 import numpy as np
+from round_trips import check_config_round_trip
 
 from keras_ssd.layers.preprocessing import VGG_BGR_MEAN, VGGPreprocessing
-from round_trips import check_config_round_trip
 
 
 def test_rgb_becomes_bgr_minus_mean_like_keras_vgg16():
