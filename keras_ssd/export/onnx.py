@@ -31,7 +31,7 @@ import time
 import tensorflow as tf
 
 from keras_ssd.detector import build_detector
-from keras_ssd.export import labels
+from keras_ssd.export import labels, versioning
 from keras_ssd.model import ssd_config_of
 from keras_ssd.version import __version__
 
@@ -113,14 +113,12 @@ def convert_to_onnx(model, *, opset=OPSET, verbose=True, **postprocess):
 
 
 def export_onnx(model, path, *, opset=OPSET, overwrite=False, verbose=True, **postprocess):
-    """Writes `convert_to_onnx(...)` to `path` and the class names beside it.
+    """Writes `convert_to_onnx(...)` to the `.onnx` file `path`, its class names to `<stem>.labels.txt`.
 
     Args:
         model, opset, verbose, **postprocess: as for `convert_to_onnx`.
-        path: the `.onnx` file to write; `<stem>.labels.txt` is written
-            beside it (one class name per line, line k = class k).
-        overwrite: replace an existing file; by default an existing file is
-            an error, so a user's earlier export is never lost.
+        path, overwrite: the file, and whether an existing one may be
+            replaced (as for `export_tflite`).
 
     Returns:
         `path`.
@@ -132,13 +130,8 @@ def export_onnx(model, path, *, opset=OPSET, overwrite=False, verbose=True, **po
     path = os.fspath(path)
     if not path.endswith(".onnx"):
         raise ValueError(f"ONNX path must end in .onnx, got {path!r}")
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass overwrite=True (--overwrite) to replace it")
+    versioning.refuse_existing(path, overwrite)
     proto = convert_to_onnx(model, opset=opset, verbose=verbose, **postprocess)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    partial = f"{path}.partial"
-    with open(partial, "wb") as f:
-        f.write(proto.SerializeToString())
-    os.replace(partial, path)  # a reader never sees a half-written file
+    versioning.write_atomically(path, proto.SerializeToString())
     labels.write_labels(labels.labels_path_beside(path), labels.model_class_names(model))
     return path

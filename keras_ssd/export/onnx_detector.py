@@ -68,10 +68,8 @@ class OnnxDetector:
                 rounded to uint8) when H or W differs from S.
 
         Returns:
-            dict of numpy arrays as `build_detector`'s model returns:
-            `detection_boxes` float32 `[B, K, 4]` normalised yxyx in [0, 1],
-            `detection_scores` float32 `[B, K]`, `detection_classes` int32
-            `[B, K]` (0-based), `num_detections` int32 `[B]`.
+            dict of the graph's four numpy outputs (see `onnx.py`): boxes
+            float32 `[B, K, 4]` normalised yxyx, scores, classes int32 (0-based), counts.
 
         Raises:
             ValueError: images of the wrong rank, channel count or dtype.

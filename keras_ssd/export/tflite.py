@@ -28,7 +28,6 @@ variables) -> `tf.lite.TFLiteConverter.from_saved_model`, with builtin ops and
 the one custom op only (no Flex/TF Select ops).
 """
 
-import os
 import re
 import sys
 import tempfile
@@ -39,7 +38,7 @@ import tensorflow as tf
 from tensorflow.lite.tools import flatbuffer_utils
 
 from keras_ssd.detector import build_detector
-from keras_ssd.export import labels
+from keras_ssd.export import labels, versioning
 from keras_ssd.export.images import resize_images
 from keras_ssd.export.tflite_metadata import add_detection_metadata
 from keras_ssd.export.tflite_postprocess import FLOAT_SCOPE, detection_postprocess
@@ -266,16 +265,11 @@ def export_tflite(model, path, *, quantize="none", calibration=None, use_regular
     """
     if not str(path).endswith(".tflite"):
         raise ValueError(f"TFLite path must end in .tflite, got {path!r}")
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass overwrite=True (--overwrite) to replace it")
+    versioning.refuse_existing(path, overwrite)
     flatbuffer = convert_to_tflite(
         model, quantize=quantize, calibration=calibration, use_regular_nms=use_regular_nms,
         verbose=verbose, **postprocess,
     )
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    partial = f"{path}.partial"
-    with open(partial, "wb") as f:
-        f.write(flatbuffer)
-    os.replace(partial, path)  # a reader never sees a half-written file
+    versioning.write_atomically(path, flatbuffer)
     labels.write_labels(labels.labels_path_beside(path), labels.model_class_names(model))
     return path

@@ -1,10 +1,11 @@
-"""The versioned directory layout TF Serving loads: `<base>/<name>/<version>/`.
+"""The versioned directory layout TF Serving loads, and exports written whole or not at all.
 
 TF Serving watches `<base>/<name>` and serves the highest integer-named
 subdirectory. A new export therefore takes the next integer, never touches an
 existing version, and is written under a temporary name that TF Serving
 ignores, then renamed into place, so the server never sees a half-written
-model.
+model. Single-file exports (`.tflite`, `.onnx`) are written the same way
+(`write_atomically`) and never replace a user's file unasked (`refuse_existing`).
 """
 
 import os
@@ -64,3 +65,18 @@ def atomic_directory(path):
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp)
+
+
+def refuse_existing(path, overwrite):
+    """Raises FileExistsError if `path` exists and `overwrite` is False."""
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass overwrite=True (--overwrite) to replace it")
+
+
+def write_atomically(path, data):
+    """Writes the bytes `data` to `path` through a temporary sibling, so a reader never sees half a file."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    partial = f"{path}.partial"
+    with open(partial, "wb") as f:
+        f.write(data)
+    os.replace(partial, path)
