@@ -1,7 +1,7 @@
 """Evaluate a trained or exported SSD: `python -m training.evaluate --model M --dataset D`.
 
-`--model` is a `.keras` file saved by `training.train`, a `.tflite` file or a
-SavedModel directory from `training.export` (exported models are run as users
+`--model` is a `.keras` file saved by `training.train`, a `.tflite` or `.onnx`
+file or a SavedModel directory from `training.export` (exported models are run as users
 run them, through `keras_ssd.export.load_detector`, one raw image at a time).
 Prints the per-class AP table and writes the result as JSON (default:
 `<model>.<metric>.json` beside the model).
@@ -18,8 +18,8 @@ from training import cli, options
 from training.options import Option
 
 COMMAND = options.Command("python -m training.evaluate", __doc__, [
-    Option("model", "a .keras file saved by training.train, a .tflite file or a SavedModel directory",
-           required=True),
+    Option("model", "a .keras file saved by training.train, a .tflite or .onnx file or a SavedModel "
+           "directory", required=True),
     *options.dataset_options(role="the evaluation data", dataset="shapes"),
     Option("metric", "mAP definition (default voc07)", default="voc07", choices=tuple(evaluation.METRICS)),
     Option("batch_size", "batch size of a .keras model (default 16)", type=int, default=16),

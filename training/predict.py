@@ -2,8 +2,8 @@
 
     python -m training.predict --model M.keras photo1.jpg photo2.png --output predictions
 
-`--model` is a `.keras` file, a `.tflite` file or an exported SavedModel
-directory. Writes `<output>/detections.json` (per image: its size and the
+`--model` is a `.keras` file, a `.tflite` or `.onnx` file or an exported
+SavedModel directory. Writes `<output>/detections.json` (per image: its size and the
 detections scoring at least `--min-score`, with class names, scores and boxes
 in pixels) and `<output>/<image stem>.png`, a copy of each image with the
 detections drawn and labelled. Images are read by `keras_ssd.data.read_image`
@@ -34,7 +34,7 @@ _COLOURS = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 3
 
 
 COMMAND = options.Command("python -m training.predict", __doc__, [
-    Option("model", ".keras, .tflite or SavedModel directory", required=True),
+    Option("model", ".keras, .tflite, .onnx or SavedModel directory", required=True),
     Option("images", "image files (JPEG, PNG, BMP, GIF, WebP, TIFF)", positional=True, required=True),
     Option("output", "folder for the JSON and PNGs (default predictions)", default="predictions"),
     Option("min_score", "keep detections scoring this or more (default 0.3)", type=float, default=0.3),
