@@ -2,8 +2,6 @@
 
 import os
 
-import numpy as np
-
 from keras_ssd.export import labels
 from keras_ssd.export.onnx import CLASS_NAMES_KEY, INPUT_NAME, require
 from keras_ssd.export.saved_model import OUTPUT_KEYS
@@ -37,9 +35,12 @@ class OnnxDetector:
             raise ValueError(f"ONNX model {path!r} does not exist")
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads or os.cpu_count()
+        state = ort.capi.onnxruntime_pybind11_state  # where onnxruntime's exception types live
+        errors = (state.InvalidProtobuf, state.InvalidGraph, state.InvalidArgument, state.Fail,
+                  state.NoSuchFile, state.NotImplemented, state.RuntimeException)
         try:
             self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
+        except errors as error:
             raise ValueError(
                 f"{path!r} is not an ONNX model ONNX Runtime can load (truncated, or not a .onnx file: "
                 f"{error})"

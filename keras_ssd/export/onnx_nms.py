@@ -23,7 +23,6 @@ K = `max_total_size`.
 """
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 OP_TYPE = "CombinedNonMaxSuppression"

@@ -7,14 +7,13 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from conftest import SHAPES, assert_same_detections
 from PIL import Image
 
 import keras_ssd
-from conftest import SHAPES, assert_same_detections
 from keras_ssd import export
-from training import evaluate
+from training import evaluate, predict
 from training import export as export_cli
-from training import predict
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +118,9 @@ def test_missing_corrupt_and_foreign_files_name_the_file(onnx_file, tmp_path):
     text = str(tmp_path / "text.onnx")
     with open(text, "w") as f:
         f.write("not a model\n")
-    for path in (truncated, text):
+    empty = str(tmp_path / "empty.onnx")
+    open(empty, "wb").close()
+    for path in (truncated, text, empty):
         with pytest.raises(ValueError, match=f"'{path}' is not an ONNX model ONNX Runtime can load"):
             export.load_detector(path)
     identity = onnx.helper.make_model(onnx.helper.make_graph(
@@ -145,7 +146,7 @@ def test_names_come_from_the_labels_file_without_metadata(onnx_file, tmp_path):
 
 def test_overrides_reach_the_graph_and_short_lists_are_padded(trained_model, images, tmp_path, capsys):
     # 5 candidates per class, 3 classes: at most 15 survivors, padded to 20 rows.
-    overrides = dict(score_threshold=0.2, nms_iou_threshold=0.3, pre_nms_top_k=5, max_detections=20)
+    overrides = {"score_threshold": 0.2, "nms_iou_threshold": 0.3, "pre_nms_top_k": 5, "max_detections": 20}
     path = export.export_onnx(trained_model, tmp_path / "small.onnx", **overrides)
     err = capsys.readouterr().err
     assert "ONNX export: converting ssd_tiny with tf2onnx (opset 18)" in err and " nodes in " in err
