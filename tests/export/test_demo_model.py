@@ -1,6 +1,6 @@
 """The shipped demo model (saved_models/): its mAP, and its float32 / int8 TFLite and ONNX exports.
 
-Issue 5 asks for the int8 model's VOC07 mAP on the shapes validation split to
+The int8 model's VOC07 mAP on the shapes validation split should
 stay within 2 points of float32; this checks it on the model the default main
 job trained (saved_models/ssd_tiny.keras), with the calibration the export CLI
 uses (100 images of the training split), against the shipped `.tflite` files too,
