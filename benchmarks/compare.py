@@ -54,6 +54,14 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# torch loads before TensorFlow: the other order segfaults in libc at `import torch`
+# (torch 2.14.1's CUDA build from PyPI beside TensorFlow 2.21).
+try:
+    import torch
+    import torchvision
+except ImportError:
+    torch = torchvision = None
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -79,12 +87,7 @@ def log(message):
 
 def import_torch():
     """(torch, torchvision), or None when either is missing."""
-    try:
-        import torch
-        import torchvision
-    except ImportError:
-        return None
-    return torch, torchvision
+    return None if torch is None or torchvision is None else (torch, torchvision)
 
 
 # --- keras_ssd -------------------------------------------------------------------

@@ -26,11 +26,10 @@ class KerasDetector:
     """
 
     def __init__(self, path, **postprocess):
-        import keras
-
         from keras_ssd.detector import build_detector
+        from keras_ssd.model import load_ssd
 
-        model = keras.saving.load_model(path, compile=False)
+        model = load_ssd(path)
         self.detector = build_detector(model, **postprocess)
         self.image_size = model.ssd_config.image_size
         self.class_names = labels.model_class_names(model)
