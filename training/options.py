@@ -138,11 +138,15 @@ class Command:
                 parser.error(f"unknown option(s) {unknown} in {args.config}; valid: {sorted(self.options)}")
             for key, value in from_file.items():
                 choices = self.options[key].choices
-                if choices and value not in choices:
-                    parser.error(f"{key}: {value!r} in {args.config} is not one of {list(choices)}")
+                values = value if isinstance(value, list) and self.options[key].nargs else [value]
+                bad = [v for v in values if choices and v not in choices]
+                if bad:
+                    parser.error(f"{key}: {bad[0]!r} in {args.config} is not one of {list(choices)}")
             merged.update(from_file)
         merged.update({k: v for k, v in vars(args).items() if v not in (None, []) and k != "config"})
-        missing = [option.flag for option in self.options.values() if option.required and merged[option.name] in (None, [])]
+        missing = [
+            option.flag for option in self.options.values() if option.required and merged[option.name] in (None, [])
+        ]
         if missing:
             parser.error(f"{', '.join(missing)} required (as a flag or a key of --config)")
         return argparse.Namespace(**merged)
