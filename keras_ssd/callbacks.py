@@ -1,9 +1,10 @@
-"""Checkpointing and resuming that survive a run killed at any moment."""
+"""Checkpointing and resuming that survive a run killed at any moment; elapsed time in the logs."""
 
 import json
 import math
 import os
 import shutil
+import time
 
 import keras
 
@@ -96,3 +97,23 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         except OSError as error:
             print(f"Backup in {self.backup_dir} is unreadable ({error}); starting from epoch 1")
             shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+
+class ElapsedMinutes(keras.callbacks.Callback):
+    """Adds `minutes`, the wall time since `start`, to each epoch's logs.
+
+    Put it after the callbacks whose time it should count (e.g. the mAP
+    evaluation) and before the ones that record the logs (`CSVLogger`).
+    A resumed run counts from its own `start`.
+
+    Args:
+        start: `time.time()` at the start of the run.
+    """
+
+    def __init__(self, start):
+        super().__init__()
+        self.start = start
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["minutes"] = (time.time() - self.start) / 60

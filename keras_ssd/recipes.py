@@ -161,8 +161,12 @@ def _augment_options(value):
 # 1e-3 for batch 32, weight decay 5e-4, x0.1 at 80k and 100k of 120k iterations
 # (232 epochs of VOC07+12 trainval), the full augmentation, no clipping. The
 # one-epoch warm-up is torchvision's (its detection references warm up the first
-# 1000 iterations), for the randomly initialised extra layers.
-PAPER = Recipe(optimizer="sgd", learning_rate=1e-3, epochs=232, schedule="step", clip_norm=0.0)
+# 1000 iterations), for the randomly initialised extra layers. XLA: the SSD300
+# training step runs 1.3x faster with it on a 2-core CPU (benchmarks/compare.py),
+# and Keras' "auto" would leave it off there (it turns XLA on only with a GPU).
+PAPER = Recipe(
+    optimizer="sgd", learning_rate=1e-3, epochs=232, schedule="step", clip_norm=0.0, jit_compile=True
+)
 # ssd_tiny from scratch on a 2-core CPU in minutes: AdamW learns faster than the
 # paper's SGD there, and at its 160 px input the paper's 4x zoom-out would shrink
 # most "shapes" objects to a few pixels, so it zooms out 2x at most. Clipping tames

@@ -19,7 +19,7 @@ ROWS = (
     "network only, no post-processing",
     "decode + NMS share of inference",
     "training step (`train_on_batch`, the ssd_tiny recipe: adamw, jit_compile auto)",
-    "training step, `jit_compile=True` (XLA)",
+    "training step, `jit_compile=True`",
     "input pipeline",
 )
 

@@ -19,6 +19,9 @@ Trains the default main job (`python -m training.train --output <run>`) unless
 All of them come from the one model, and the tests check them against each other.
 """
 
+from training import onednn  # noqa: F401 (first: sets the oneDNN default before TensorFlow loads)
+
+# isort: split
 import csv
 import json
 import os

@@ -7,7 +7,8 @@ the per-class AP table of the best checkpoint. Re-running the same command after
 a crash resumes from the last finished epoch (`keras.callbacks.BackupAndRestore`).
 
 Files in `--output`: `best.keras` (highest val_mAP), `last.keras`,
-`log.csv`, `logs/` (TensorBoard), `metrics.json` (final evaluation and the
+`log.csv` (per epoch: loss, val_mAP and `minutes`, the wall time since the
+command started, evaluation included), `logs/` (TensorBoard), `metrics.json` (final evaluation and the
 recipe used), `backup/` (resume state; removed when training finishes). A run
 that fails before its first checkpoint removes the `--output` folder it created
 (never one that existed).
@@ -20,6 +21,9 @@ recipe is the paper's: SGD 1e-3 at batch 32, x0.1 at 2/3 and 5/6 of 232 epochs):
         --backbone-weights imagenet --output runs/ssd300_voc
 """
 
+from training import onednn  # noqa: F401 (first: sets the oneDNN default before TensorFlow loads)
+
+# isort: split
 import json
 import os
 import sys
@@ -30,16 +34,18 @@ import tensorflow as tf
 
 import keras_ssd
 from keras_ssd import evaluation, recipes
-from keras_ssd.callbacks import ResumableBackup, SafeModelCheckpoint
+from keras_ssd.callbacks import ElapsedMinutes, ResumableBackup, SafeModelCheckpoint
 from keras_ssd.config import PRESETS
 from keras_ssd.distribute import STRATEGIES, is_chief, make_strategy, worker_index
 from keras_ssd.optimizers import OPTIMIZERS
 from training import cli, options
 from training.options import Option
 
+AUTO_TRUE_FALSE = ("auto", True, False)
 
-def _jit(value):
-    """`--jit-compile` text -> "auto", True or False (other text is left for argparse to reject)."""
+
+def _auto_true_false(value):
+    """"auto", "true" or "false" text -> "auto", True or False (other text is left for argparse to reject)."""
     return {"auto": "auto", "true": True, "false": False}.get(str(value).lower(), value)
 
 
@@ -56,7 +62,7 @@ RECIPE_OPTIONS = [
     Option("clip_norm", f"clip gradients to this global norm; 0 turns it off {_RECIPE}", type=float),
     Option("augment", "JSON: false for no augmentation, or keras_ssd.data.AugmentOptions fields that "
            f"override the paper's, e.g. '{{\"max_expand_ratio\": 2}}' {_RECIPE}", type=json.loads),
-    Option("jit_compile", f"XLA for the train step: auto, true or false {_RECIPE}", type=_jit,
+    Option("jit_compile", f"XLA for the train step: auto, true or false {_RECIPE}", type=_auto_true_false,
            choices=recipes.JIT_COMPILE),
 ]
 COMMAND = options.Command("python -m training.train", __doc__, [
@@ -73,6 +79,9 @@ COMMAND = options.Command("python -m training.train", __doc__, [
     Option("output", "directory for checkpoints and logs (default runs/ssd_tiny_shapes)",
            default="runs/ssd_tiny_shapes"),
     Option("metric", "validation mAP (default voc07)", default="voc07", choices=tuple(evaluation.METRICS)),
+    Option("cache", "keep the training examples and validation batches in memory after the first "
+           "epoch: auto (only for the generated shapes data, which is otherwise drawn again each "
+           "epoch), true or false", default="auto", type=_auto_true_false, choices=AUTO_TRUE_FALSE),
     Option("eval_every", "evaluate mAP every N epochs (default 1)", type=int, default=1),
     Option("steps_per_epoch", "cap on training steps per epoch", type=int),
     Option("mixed_precision", "mixed_float16 on GPU, mixed_bfloat16 otherwise", switch=True, default=False),
@@ -85,6 +94,13 @@ def recipe_of(args):
     """The preset's recipe with the recipe options given in `args` applied."""
     changes = {option.name: getattr(args, option.name) for option in RECIPE_OPTIONS}
     return recipes.for_preset(args.preset).replace(**{k: v for k, v in changes.items() if v is not None})
+
+
+def caches(args, source):
+    """Whether `--cache` keeps the examples of `source` in memory."""
+    if args.cache == "auto":
+        return all(part == "shapes" for part in source.split("+"))
+    return args.cache
 
 
 def _shardable(dataset):
@@ -129,7 +145,8 @@ def _train(args, recipe, strategy, output, chief, start):
     cfg = keras_ssd.SSDConfig.from_preset(args.preset, **{**overrides, "num_classes": num_classes})
 
     train = keras_ssd.data.train_pipeline(
-        options.load_dataset_options(args), cfg, recipe.batch_size, augment=recipe.augment, seed=args.seed
+        options.load_dataset_options(args), cfg, recipe.batch_size, augment=recipe.augment, seed=args.seed,
+        cache=caches(args, args.dataset),
     )
     steps_per_epoch = int(train.cardinality())
     if steps_per_epoch < 0:  # unknown (a source that filters bad files): count once
@@ -151,6 +168,8 @@ def _train(args, recipe, strategy, output, chief, start):
         args.val_examples,
     )
     val = keras_ssd.data.eval_pipeline(val_examples, cfg, recipe.batch_size)
+    if caches(args, val_source):
+        val = val.cache()
     print(f"{cfg.name} at {cfg.image_size} px: {num_classes} classes, {cfg.num_boxes} default boxes; "
           f"{steps_per_epoch} steps/epoch; {strategy.num_replicas_in_sync} replica(s)\nrecipe: {recipe.describe()}")
 
@@ -167,6 +186,7 @@ def _train(args, recipe, strategy, output, chief, start):
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         map_callback,  # before the checkpoints, which read val_mAP
+        ElapsedMinutes(start),  # after the evaluation, which it counts
         SafeModelCheckpoint(os.path.join(output, "best.keras"), monitor="val_mAP", mode="max"),
         SafeModelCheckpoint(os.path.join(output, "last.keras")),
         # The backup is written before the CSV row: a logged epoch is a resumable one.

@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_ssd.layers.fused_batch_norm import FusedBatchNormalization
+
 
 def conv_relu(x, filters, kernel_size, name, batch_norm=False, batch_norm_momentum=0.99, **conv_kwargs):
     """Conv2D (named `name`) then ReLU; with `batch_norm`, Conv2D without bias -> BN -> ReLU.
@@ -24,11 +26,12 @@ def conv_relu(x, filters, kernel_size, name, batch_norm=False, batch_norm_moment
 
 
 def batch_norm_relu(x, name, momentum, max_value=None):
-    """BatchNormalization (`name_bn`) then ReLU (`name_relu`, capped at `max_value`).
+    """Batch normalisation (`name_bn`) then ReLU (`name_relu`, capped at `max_value`).
 
-    Every batch norm of keras_ssd's own layers is built here, synchronized
-    across replicas so that distributed training uses the global batch's
-    statistics and every worker keeps the same moving averages.
+    Every batch norm of keras_ssd's own layers is built here: a
+    `FusedBatchNormalization` (Keras' layer, trained with the fused kernel),
+    synchronized across replicas so that distributed training uses the
+    global batch's statistics and every worker keeps the same moving averages.
 
     Args:
         x: float `[B, H, W, C]` tensor.
@@ -39,5 +42,5 @@ def batch_norm_relu(x, name, momentum, max_value=None):
     Returns:
         float `[B, H, W, C]`.
     """
-    x = keras.layers.BatchNormalization(momentum=momentum, synchronized=True, name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(momentum=momentum, synchronized=True, name=f"{name}_bn")(x)
     return keras.layers.ReLU(max_value, name=f"{name}_relu")(x)

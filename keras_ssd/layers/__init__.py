@@ -2,7 +2,15 @@
 
 from keras_ssd.layers.default_boxes import DefaultBoxes, default_boxes
 from keras_ssd.layers.detection_decoder import DetectionDecoder
+from keras_ssd.layers.fused_batch_norm import FusedBatchNormalization
 from keras_ssd.layers.l2_normalization import L2Normalization
 from keras_ssd.layers.preprocessing import VGGPreprocessing
 
-__all__ = ["DefaultBoxes", "DetectionDecoder", "L2Normalization", "VGGPreprocessing", "default_boxes"]
+__all__ = [
+    "DefaultBoxes",
+    "DetectionDecoder",
+    "FusedBatchNormalization",
+    "L2Normalization",
+    "VGGPreprocessing",
+    "default_boxes",
+]

@@ -101,6 +101,18 @@ def test_short_main_job_learns(tmp_path):
     )
     best = keras.models.load_model(tmp_path / "best.keras")
     assert best.class_names == ["circle", "square", "triangle"]
+    with open(tmp_path / "log.csv") as f:
+        minutes = [float(row["minutes"]) for row in csv.DictReader(f)]
+    assert len(minutes) == 10 and minutes == sorted(minutes) and 0 < minutes[-1] <= saved["minutes"]
+
+
+def test_cache_is_on_for_generated_shapes_only_unless_told():
+    def caches(source, *flags):
+        return train.caches(train.COMMAND.parse([*flags, "--output", "unused"]), source)
+
+    assert caches("shapes") and caches("shapes+shapes")
+    assert not caches("voc/2007") and not caches("shapes+voc/2007")
+    assert caches("voc/2007", "--cache", "true") and not caches("shapes", "--cache", "false")
 
 
 def test_image_size_and_model_options_reach_the_trained_model(tmp_path):

@@ -1,0 +1,13 @@
+"""Turns on TensorFlow's oneDNN CPU kernels for training; import it before TensorFlow.
+
+TensorFlow reads `TF_ENABLE_ONEDNN_OPTS` once, when it loads, and turns oneDNN on
+by default only on some Intel CPUs. On a 2-core AVX2 CPU (AMD EPYC) its kernels
+ran `ssd_tiny`'s training step 1.9x faster (convolution gradients), and the
+SSD300 recipe's XLA step no slower; they ran SSD300 inference 2x slower, which is
+why only the training entry points import this module. An explicit
+`TF_ENABLE_ONEDNN_OPTS=0` in the environment wins.
+"""
+
+import os
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
