@@ -1,0 +1,81 @@
+"""The training step of a preset with TensorFlow's oneDNN kernels on and off.
+
+TensorFlow reads `TF_ENABLE_ONEDNN_OPTS` once, when it loads, so each setting
+runs in its own process; the processes alternate, `--rounds` of each. A process
+builds the preset, compiles it with its recipe (`keras_ssd.recipes`, the batch
+size given), fits a few steps to warm up, then times `--steps` calls of
+`train_on_batch` on augmented `shapes` batches; it prints the median. The
+summary gives each setting's median over its rounds and their ratio.
+
+    python benchmarks/train_step.py                     # ssd_tiny, batch 32
+    python benchmarks/train_step.py --preset ssd300_vgg16 --batch-size 8 --steps 3
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+SETTINGS = {"oneDNN on": "1", "oneDNN off": "0"}
+
+
+def one_process(preset, batch_size, steps):
+    """Runs in the child: the median seconds of one `train_on_batch` (printed as JSON)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras_ssd
+    from keras_ssd import recipes
+
+    cfg = keras_ssd.SSDConfig.from_preset(preset, num_classes=3)
+    recipe = recipes.for_preset(preset).replace(batch_size=batch_size)
+    examples = keras_ssd.data.load("shapes", "train", num_examples=4 * batch_size)
+    batches = list(keras_ssd.data.train_pipeline(examples, cfg, batch_size, augment=recipe.augment, seed=0))
+    model = keras_ssd.build_ssd(cfg)
+    recipes.compile_for_training(model, recipe, steps_per_epoch=100)
+    for i in range(2):
+        model.train_on_batch(*batches[i % len(batches)])
+    seconds = []
+    for i in range(steps):
+        start = time.perf_counter()
+        model.train_on_batch(*batches[i % len(batches)])
+        seconds.append(time.perf_counter() - start)
+    print(json.dumps({"seconds": statistics.median(seconds), "jit_compile": str(recipe.jit_compile)}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="ssd_tiny")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per process (default 10)")
+    parser.add_argument("--rounds", type=int, default=2, help="processes per setting, alternating (default 2)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        one_process(args.preset, args.batch_size, args.steps)
+        return
+    seconds = {name: [] for name in SETTINGS}
+    command = [sys.executable, os.path.abspath(__file__), "--child", "--preset", args.preset,
+               "--batch-size", str(args.batch_size), "--steps", str(args.steps)]
+    for round_index in range(args.rounds):
+        for name, value in SETTINGS.items():
+            env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=value)
+            result = subprocess.run(command, env=env, capture_output=True, text=True)
+            if result.returncode != 0:
+                sys.exit(f"{name}: the training process failed:\n{result.stderr[-2000:]}")
+            measured = json.loads(result.stdout.strip().splitlines()[-1])
+            seconds[name].append(measured["seconds"])
+            print(f"round {round_index + 1}, {name}: {measured['seconds']:.3f} s/step "
+                  f"({args.batch_size / measured['seconds']:.1f} img/s), jit_compile {measured['jit_compile']}",
+                  flush=True)
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    print(f"\n{args.preset}, batch {args.batch_size}, its recipe, median of {args.rounds} processes x "
+          f"{args.steps} steps (load average {os.getloadavg()[0]:.1f}):")
+    for name, value in medians.items():
+        print(f"  {name}: {value:.3f} s/step, {args.batch_size / value:.1f} img/s")
+    print(f"  oneDNN on / off: {medians['oneDNN off'] / medians['oneDNN on']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
