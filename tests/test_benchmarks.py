@@ -44,4 +44,3 @@ def test_compare_quick_prints_the_table():
     assert "measured fp32 peak" in result.stdout and "XNNPack" in result.stdout
     assert "load average (1 / 5 / 15 min)" in result.stdout
     assert "command: `python benchmarks/compare.py --quick`" in result.stdout
-
