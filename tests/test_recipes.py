@@ -66,6 +66,23 @@ def test_compile_for_training_uses_the_recipe_and_the_config():
         recipes.compile_for_training(model, recipe, 0)
 
 
+def test_compile_for_training_builds_the_optimizer_so_the_first_step_traces_once():
+    # A step that has to create the optimiser's slots is traced twice by tf.function.
+    cfg = keras_ssd.SSDConfig.from_preset("ssd_tiny", num_classes=2)
+    model = recipes.compile_for_training(keras_ssd.build_ssd(cfg), recipes.TINY, steps_per_epoch=1)
+    assert model.optimizer.built
+    assert len(model.optimizer.variables) > 2 * len(model.trainable_variables)  # AdamW's two slots each
+    traces = []
+    step = model.train_step
+    model.train_step = lambda data: traces.append(1) or step(data)
+    images = np.zeros((2, cfg.image_size, cfg.image_size, 3), np.float32)
+    y_true = np.zeros((2, cfg.num_boxes, 5), np.float32)
+    y_true[:, 0, 4] = 1
+    first = model.train_on_batch(images, y_true)
+    model.train_on_batch(images, y_true)
+    assert np.isfinite(first) and len(traces) == 1
+
+
 def test_neg_pos_ratio_of_the_config_changes_the_loss():
     # One positive box and 9 negatives of growing confidence error: ratio 3 keeps
     # the 3 hardest negatives, ratio 2 the 2 hardest, so the loss differs.
