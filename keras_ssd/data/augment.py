@@ -123,20 +123,30 @@ def photometric_distort(
     hue = pick(6, -options.hue_delta, options.hue_delta, 0.0)
     contrast_first = u[8] < 0.5
 
-    def adjust_contrast(x, factor):
+    def adjust_contrast(x):
         mean = tf.reduce_mean(x, axis=[0, 1], keepdims=True)
-        return tf.clip_by_value((x - mean) * factor + mean, 0.0, 255.0)
+        return tf.clip_by_value((x - mean) * contrast + mean, 0.0, 255.0)
 
-    image = tf.clip_by_value(image + delta, 0.0, 255.0)
-    image = adjust_contrast(image, tf.where(contrast_first, contrast, 1.0))
-    image = _scale_saturation(image, saturation)
-    image = tf.cond(
-        tf.not_equal(hue, 0.0),
-        lambda: tf.image.adjust_hue(image / 255.0, hue) * 255.0,
-        lambda: image,
-    )
-    image = adjust_contrast(image, tf.where(contrast_first, 1.0, contrast))
-    return image
+    def brighten(x):
+        return tf.clip_by_value(x + delta, 0.0, 255.0)
+
+    # The colour steps can leave rounding error just outside 0..255.
+    def saturate(x):
+        return tf.clip_by_value(_scale_saturation(x, saturation), 0.0, 255.0)
+
+    def rotate_hue(x):
+        return tf.clip_by_value(tf.image.adjust_hue(x / 255.0, hue) * 255.0, 0.0, 255.0)
+
+    def unless(identity, step, x):
+        # A skipped step (half of them) costs no pass over the pixels.
+        return tf.cond(identity, lambda: x, lambda: step(x))
+
+    no_contrast = contrast == 1.0
+    image = unless(delta == 0.0, brighten, image)
+    image = unless(~contrast_first | no_contrast, adjust_contrast, image)
+    image = unless(saturation == 1.0, saturate, image)
+    image = unless(hue == 0.0, rotate_hue, image)
+    return unless(contrast_first | no_contrast, adjust_contrast, image)
 
 
 def _scale_saturation(image: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
@@ -353,7 +363,9 @@ def augment_example(
     if options.photometric:
         out = photometric_distort(out, seeds[3], options)
     fill = tf.constant(options.fill, tf.float32)
-    example["image"] = tf.where(inside[..., None], out, fill)
+    example["image"] = tf.cond(
+        tf.reduce_all(inside), lambda: out, lambda: tf.where(inside[..., None], out, fill)
+    )
     return example
 
 

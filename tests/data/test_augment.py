@@ -8,6 +8,7 @@ from keras_ssd.data.augment import (
     MEAN_RGB,
     AugmentOptions,
     augment_example,
+    photometric_distort,
     sample_crop,
 )
 
@@ -201,3 +202,12 @@ def test_saturation_shortcut_equals_tf_image_adjust_saturation():
         np.testing.assert_allclose(
             _scale_saturation(x, tf.constant(f)).numpy(), want.numpy(), atol=1e-2
         )
+
+
+def test_skipped_photometric_steps_leave_the_pixels_as_they_are():
+    image = tf.random.stateless_uniform([20, 30, 3], [1, 2], 0.0, 255.0)
+    never = AugmentOptions(photometric_prob=0.0)
+    np.testing.assert_array_equal(photometric_distort(image, tf.constant([3, 4]), never).numpy(), image.numpy())
+    always = AugmentOptions(photometric_prob=1.0)
+    out = photometric_distort(image, tf.constant([3, 4]), always).numpy()
+    assert out.min() >= 0 and out.max() <= 255 and not np.allclose(out, image.numpy(), atol=1)
