@@ -248,5 +248,5 @@ def compile_for_training(model, recipe: Recipe, steps_per_epoch: int):
     model.compile(optimizer=optimizer, loss=SSDLoss.from_ssd_config(cfg), jit_compile=recipe.jit_compile)
     # The slots now, not inside the first step: a step that creates variables is
     # traced twice (7 of ssd_tiny's 15 s of first-step tracing).
-    optimizer.build(model.trainable_variables)
+    model.optimizer.build(model.trainable_variables)  # the loss-scale wrapper too, if any
     return model
