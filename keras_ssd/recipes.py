@@ -162,7 +162,7 @@ def _augment_options(value):
 # (232 epochs of VOC07+12 trainval), the full augmentation, no clipping. The
 # one-epoch warm-up is torchvision's (its detection references warm up the first
 # 1000 iterations), for the randomly initialised extra layers. XLA: the SSD300
-# training step runs 1.3x faster with it on a 2-core CPU (benchmarks/compare.py),
+# training step runs 1.16-1.3x faster with it on a 2-core CPU (benchmarks/compare.py),
 # and Keras' "auto" would leave it off there (it turns XLA on only with a GPU).
 PAPER = Recipe(
     optimizer="sgd", learning_rate=1e-3, epochs=232, schedule="step", clip_norm=0.0, jit_compile=True
