@@ -5,7 +5,8 @@ by default only on some Intel CPUs. On a 2-core AVX2 CPU (AMD EPYC) its kernels
 ran `ssd_tiny`'s training step 1.8x faster (convolution gradients;
 `benchmarks/train_step.py`) and the SSD300 recipe's XLA step no slower; they ran
 SSD300's batch-1 forward pass 1.6x slower (`benchmarks/inference.py`), which is
-why only the training entry points import this module. An explicit `TF_ENABLE_ONEDNN_OPTS=0` in the environment wins.
+why only the training entry points import this module. An explicit
+`TF_ENABLE_ONEDNN_OPTS=0` in the environment wins.
 """
 
 import os
