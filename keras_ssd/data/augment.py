@@ -28,6 +28,7 @@ tensor of shape [2]) gives the same result.
 import dataclasses
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from keras_ssd.layers.preprocessing import VGG_BGR_MEAN
@@ -124,18 +125,21 @@ def photometric_distort(
     contrast_first = u[8] < 0.5
 
     def adjust_contrast(x):
-        mean = tf.reduce_mean(x, axis=[0, 1], keepdims=True)
-        return tf.clip_by_value((x - mean) * contrast + mean, 0.0, 255.0)
+        # (x - mean) * c + mean with one broadcasting op, not two (each costs
+        # several element-wise ones on [H, W, 3]).
+        shift = tf.reduce_mean(x, axis=[0, 1]) * (1.0 - contrast)
+        return tf.clip_by_value(x * contrast + shift, 0.0, 255.0)
 
     def brighten(x):
         return tf.clip_by_value(x + delta, 0.0, 255.0)
 
-    # The colour steps can leave rounding error just outside 0..255.
+    # HSV saturation and hue do not depend on the value scale, so the kernels
+    # run on 0..255 directly; they can leave rounding error just outside it.
     def saturate(x):
-        return tf.clip_by_value(_scale_saturation(x, saturation), 0.0, 255.0)
+        return tf.clip_by_value(tf.image.adjust_saturation(x, saturation), 0.0, 255.0)
 
     def rotate_hue(x):
-        return tf.clip_by_value(tf.image.adjust_hue(x / 255.0, hue) * 255.0, 0.0, 255.0)
+        return tf.clip_by_value(tf.image.adjust_hue(x, hue), 0.0, 255.0)
 
     def unless(identity, step, x):
         # A skipped step (half of them) costs no pass over the pixels.
@@ -147,20 +151,6 @@ def photometric_distort(
     image = unless(saturation == 1.0, saturate, image)
     image = unless(hue == 0.0, rotate_hue, image)
     return unless(contrast_first | no_contrast, adjust_contrast, image)
-
-
-def _scale_saturation(image: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
-    """Multiplies HSV saturation by `factor` (clipped at 1), without HSV.
-
-    With V = max(r, g, b) and hue fixed, every channel is c = V - V * S * g(H),
-    so scaling S by f maps c to V - (V - c) * f; saturation 1 is reached at
-    f = V / (V - min(r, g, b)), which bounds the factor per pixel.
-    """
-    v = tf.reduce_max(image, axis=-1, keepdims=True)
-    spread = v - tf.reduce_min(image, axis=-1, keepdims=True)
-    limit = tf.math.divide_no_nan(v, spread)
-    scale = tf.where(spread > 0, tf.minimum(factor, limit), 1.0)
-    return v - (v - image) * scale
 
 
 def _centres_inside(boxes: tf.Tensor, windows: tf.Tensor) -> tf.Tensor:
@@ -266,7 +256,9 @@ def resample(image: tf.Tensor, window: tf.Tensor, size: int, flip=False):
         flip: bool scalar; mirror left-right.
 
     Returns:
-        `(float32 [S, S, 3], bool [S, S] inside-the-image mask)`.
+        `(float32 [S, S, 3], in_rows bool [S], in_cols bool [S])`: the
+        resampled window and which output rows / columns lie on the image
+        (pixel (i, j) does when both do).
     """
     shape = tf.shape(image)
     h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
@@ -281,7 +273,27 @@ def resample(image: tf.Tensor, window: tf.Tensor, size: int, flip=False):
     rows = top + (bottom - top) * fy[:, None, None]
     left = tf.gather(rows, x0, axis=1)
     out = left + (tf.gather(rows, x1, axis=1) - left) * fx[None, :, None]
-    return out, in_y[:, None] & in_x[None, :]
+    return out, in_y, in_x
+
+
+def paint_fill(image: tf.Tensor, in_rows: tf.Tensor, in_cols: tf.Tensor, fill) -> tf.Tensor:
+    """Sets the pixels of `image` (float32 `[S, S, 3]`) outside `in_rows` x
+    `in_cols` (bool `[S]` each, one contiguous run of True, as `resample`
+    gives) to the RGB `fill`.
+
+    The image part is pasted into a fill image by concatenation: copies of
+    whole row runs, several times cheaper than a broadcasting select.
+    """
+    size = image.shape[0]
+    canvas = tf.constant(np.broadcast_to(np.asarray(fill, np.float32), (size, size, 3)))
+
+    def run(inside):
+        first = tf.argmax(tf.cast(inside, tf.int32), output_type=tf.int32)
+        return first, first + tf.reduce_sum(tf.cast(inside, tf.int32))
+
+    (r0, r1), (c0, c1) = run(in_rows), run(in_cols)
+    rows = tf.concat([canvas[r0:r1, :c0], image[r0:r1, c0:c1], canvas[r0:r1, c1:]], axis=1)
+    return tf.concat([canvas[:r0], rows, canvas[r1:]], axis=0)
 
 
 def filter_objects(example: dict, keep: tf.Tensor) -> dict:
@@ -359,12 +371,13 @@ def augment_example(
 
     # Pixels: one resampling from the source; the window in image coordinates.
     image_window = (window - offset4) * ratio
-    out, inside = resample(image, image_window, image_size, flip)
+    out, in_rows, in_cols = resample(image, image_window, image_size, flip)
     if options.photometric:
         out = photometric_distort(out, seeds[3], options)
-    fill = tf.constant(options.fill, tf.float32)
     example["image"] = tf.cond(
-        tf.reduce_all(inside), lambda: out, lambda: tf.where(inside[..., None], out, fill)
+        tf.reduce_all(in_rows) & tf.reduce_all(in_cols),
+        lambda: out,
+        lambda: paint_fill(out, in_rows, in_cols, options.fill),
     )
     return example
 

@@ -64,6 +64,41 @@ def _background(seeds, height, width, textured=True):
     return image, mean
 
 
+def _shape_mask(label, s, top, left):
+    """bool `[s, s]`: the pixels of the block at (`top`, `left`) (float
+    pixel coordinates, integers) that shape `label` of side `s` covers,
+    tested at pixel centres."""
+    size = tf.cast(s, tf.int32)
+    yy = (top + tf.range(tf.cast(size, tf.float32)) + 0.5)[:, None]
+    xx = (left + tf.range(tf.cast(size, tf.float32)) + 0.5)[None, :]
+    cy, cx = top + s / 2, left + s / 2
+    in_rows = (yy >= top) & (yy <= top + s)
+
+    def circle():
+        return tf.square(yy - cy) + tf.square(xx - cx) <= tf.square(s / 2)
+
+    def square():
+        return in_rows & ((xx >= left) & (xx <= left + s))
+
+    def triangle():
+        # Apex at the top centre; the extra half pixel keeps the apex row and
+        # makes every triangle touch all four sides of its box.
+        return in_rows & (tf.abs(xx - cx) <= (s / 2) * (yy - top) / s + 0.5)
+
+    return tf.switch_case(label, [circle, square, triangle])
+
+
+def _paint_shape(image, label, s, top, left, colour):
+    """`image` (float32 `[H, W, 3]`) with shape `label` of side `s` at block
+    (`top`, `left`) painted in `colour` (float32 `[3]`)."""
+    mask = _shape_mask(label, s, top, left)
+    r0, c0 = tf.cast(top, tf.int32), tf.cast(left, tf.int32)
+    r1, c1 = r0 + tf.shape(mask)[0], c0 + tf.shape(mask)[1]
+    block = tf.where(mask[..., None], colour, image[r0:r1, c0:c1])
+    rows = tf.concat([image[r0:r1, :c0], block, image[r0:r1, c1:]], axis=1)
+    return tf.concat([image[:r0], rows, image[r1:]], axis=0)
+
+
 def generate_example(
     index: tf.Tensor,
     *,
@@ -135,29 +170,15 @@ def generate_example(
         tf.math.floormod(tf.cast(mean, tf.int32) + offsets, 256), tf.float32
     )
 
-    # Pixel-centre coordinates against each object: [K, H, W].
-    yy = (tf.range(tf.cast(height, tf.float32)) + 0.5)[None, :, None]
-    xx = (tf.range(tf.cast(width, tf.float32)) + 0.5)[None, None, :]
-    s = side[:, None, None]
-    top, left = y0[:, None, None], x0[:, None, None]
-    cy, cx = top + s / 2, left + s / 2
-    in_rows = (yy >= top) & (yy <= top + s)
-    in_cols = (xx >= left) & (xx <= left + s)
-    circle = tf.square(yy - cy) + tf.square(xx - cx) <= tf.square(s / 2)
-    square = in_rows & in_cols
-    # Apex at the top centre; the extra half pixel keeps the apex row and
-    # makes every triangle touch all four sides of its box.
-    triangle = in_rows & (tf.abs(xx - cx) <= (s / 2) * (yy - top) / s + 0.5)
-    cls = labels[:, None, None]
-    masks = tf.where(cls == 0, circle, tf.where(cls == 1, square, triangle))
-
-    # The top-most (last drawn) object covering each pixel, 0 for background.
-    order = tf.range(1, count + 1)[:, None, None]
-    top_index = tf.reduce_max(tf.where(masks, order, 0), axis=0)  # [H, W]
-    top_index = tf.maximum(top_index, 0)  # no objects: the max of nothing is INT_MIN
-    palette = tf.concat([tf.zeros([1, 3]), colours], axis=0)
-    painted = tf.gather(palette, top_index)
-    image = tf.where((top_index > 0)[..., None], painted, background)
+    # Objects are painted back to front, each only over its own s x s block
+    # (the shapes never leave it), so the top-most one shows.
+    image = background
+    for k in range(k_max):
+        image = tf.cond(
+            k < count,
+            lambda k=k: _paint_shape(image, labels[k], side[k], y0[k], x0[k], colours[k]),
+            lambda: image,
+        )
     image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
     hf, wf = tf.cast(height, tf.float32), tf.cast(width, tf.float32)

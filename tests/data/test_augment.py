@@ -8,6 +8,7 @@ from keras_ssd.data.augment import (
     MEAN_RGB,
     AugmentOptions,
     augment_example,
+    paint_fill,
     photometric_distort,
     sample_crop,
 )
@@ -190,18 +191,40 @@ def test_crop_sampler_meets_the_min_iou(threshold):
     assert crops > 20
 
 
-def test_saturation_shortcut_equals_tf_image_adjust_saturation():
-    from keras_ssd.data.augment import _scale_saturation
-
-    x = tf.constant(
-        np.random.default_rng(0).uniform(0, 255, (40, 40, 3)).astype("float32")
-    )
-    x = tf.concat([x, tf.fill([1, 40, 3], 77.0)], 0)  # grey pixels too
-    for f in (0.5, 0.9, 1.0, 1.5, 4.0):
-        want = tf.image.adjust_saturation(x / 255.0, f) * 255.0
-        np.testing.assert_allclose(
-            _scale_saturation(x, tf.constant(f)).numpy(), want.numpy(), atol=1e-2
-        )
+@pytest.mark.parametrize(
+    "step, reference",
+    [
+        (dict(contrast_range=(1.3, 1.3)), lambda x: tf.image.adjust_contrast(x, 1.3)),
+        (dict(contrast_range=(0.6, 0.6)), lambda x: tf.image.adjust_contrast(x, 0.6)),
+        (dict(saturation_range=(1.4, 1.4)), lambda x: tf.image.adjust_saturation(x, 1.4)),
+        (dict(saturation_range=(0.5, 0.5)), lambda x: tf.image.adjust_saturation(x, 0.5)),
+        (dict(hue_delta=0.04), None),
+        (dict(brightness_delta=20.0), None),
+    ],
+)
+def test_each_photometric_step_is_tf_image_s_on_the_0_to_1_scale(step, reference):
+    """One step on (the others set to their identity), against tf.image's op on
+    x / 255 (clipped like the step), grey and saturated pixels included."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (40, 40, 3)).astype("float32")
+    x[0] = 77.0  # grey
+    x[1, :, 0], x[1, :, 1:] = 255.0, 0.0  # pure red
+    x = tf.constant(x)
+    identity = dict(brightness_delta=0.0, contrast_range=(1.0, 1.0), saturation_range=(1.0, 1.0), hue_delta=0.0)
+    options = AugmentOptions(photometric_prob=1.0, **{**identity, **step})
+    seed = tf.constant([5, 6])
+    out = photometric_distort(x, seed, options).numpy()
+    if reference is None:  # the step's amount is drawn: read it from the same draw
+        u = tf.random.stateless_uniform([9], seed).numpy()
+        if "hue_delta" in step:
+            amount = -step["hue_delta"] + 2 * step["hue_delta"] * u[7]
+            reference = lambda x: tf.image.adjust_hue(x, amount)  # noqa: E731
+        else:
+            amount = 255.0 * (-step["brightness_delta"] + 2 * step["brightness_delta"] * u[1]) / 255.0
+            reference = lambda x: tf.image.adjust_brightness(x, amount / 255.0)  # noqa: E731
+    want = tf.clip_by_value(reference(x / 255.0), 0.0, 1.0).numpy() * 255.0
+    np.testing.assert_allclose(out, want, atol=0.05)
+    assert not np.allclose(out, x.numpy(), atol=1)
 
 
 def test_skipped_photometric_steps_leave_the_pixels_as_they_are():
@@ -211,3 +234,15 @@ def test_skipped_photometric_steps_leave_the_pixels_as_they_are():
     always = AugmentOptions(photometric_prob=1.0)
     out = photometric_distort(image, tf.constant([3, 4]), always).numpy()
     assert out.min() >= 0 and out.max() <= 255 and not np.allclose(out, image.numpy(), atol=1)
+
+
+@pytest.mark.parametrize("rows, cols", [((3, 9), (0, 12)), ((0, 12), (5, 6)), ((4, 4), (2, 7)), ((0, 12), (0, 12))])
+def test_paint_fill_keeps_the_run_of_rows_and_columns_and_fills_the_rest(rows, cols):
+    image = tf.random.stateless_uniform([12, 12, 3], [7, 8], 0.0, 255.0)
+    in_rows = tf.range(12) >= rows[0]
+    in_rows &= tf.range(12) < rows[1]
+    in_cols = (tf.range(12) >= cols[0]) & (tf.range(12) < cols[1])
+    fill = (1.0, 2.0, 3.0)
+    inside = (in_rows[:, None] & in_cols[None, :]).numpy()[..., None]
+    want = np.where(inside, image.numpy(), np.float32(fill))
+    np.testing.assert_array_equal(paint_fill(image, in_rows, in_cols, fill).numpy(), want)
