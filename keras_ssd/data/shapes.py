@@ -65,8 +65,8 @@ def _background(seeds, height, width, textured=True):
 
 
 def _shape_mask(label, s, top, left):
-    """bool `[s, s]`: the pixels of the block at (`top`, `left`) (float
-    pixel coordinates, integers) that shape `label` of side `s` covers,
+    """bool `[s, s]`: which pixels of the `s` x `s` block whose top-left
+    corner is (`top`, `left`) (float32, whole pixels) shape `label` covers,
     tested at pixel centres."""
     size = tf.cast(s, tf.int32)
     yy = (top + tf.range(tf.cast(size, tf.float32)) + 0.5)[:, None]
