@@ -1,4 +1,11 @@
-"""Shared fixtures: small configs so the suite runs on 2 CPU cores."""
+"""Shared fixtures: small configs so the suite runs on 2 CPU cores.
+
+The README runs the suite on two pytest-xdist workers (`-n 2`). The tests of
+tests/export share costly session fixtures (exports, int8 calibration), so
+`pytest_xdist_make_scheduler` keeps that folder on one worker; every other test
+is balanced on its own. (`--dist loadgroup` would say the same with marks, but
+it groups nothing under pytest 9.2: pytest-xdist#1386.)
+"""
 
 import os
 
@@ -8,6 +15,22 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 import keras_ssd  # noqa: E402
+
+
+SHARED_FIXTURE_FOLDERS = ("tests/export/",)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's load balancing, with each folder of `SHARED_FIXTURE_FOLDERS` as one unit."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            folder = next((f for f in SHARED_FIXTURE_FOLDERS if nodeid.startswith(f)), None)
+            return folder or nodeid
+
+    return SharedFixtureScheduling(config, log)
 
 
 @pytest.fixture
