@@ -82,6 +82,7 @@ def records_to_dataset(
             np.bool_,
         )
 
+    @tf.autograph.experimental.do_not_convert
     def read(example):
         example = dict(example)
         path = example.pop("image_path")

@@ -99,6 +99,7 @@ def _paint_shape(image, label, s, top, left, colour):
     return tf.concat([image[:r0], rows, image[r1:]], axis=0)
 
 
+@tf.autograph.experimental.do_not_convert
 def generate_example(
     index: tf.Tensor,
     *,

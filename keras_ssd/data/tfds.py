@@ -135,6 +135,7 @@ def _warn_dropped(filename, dropped):
     return 0
 
 
+@tf.autograph.experimental.do_not_convert
 def _convert(example, *, is_coco: bool, strict: bool):
     objects = example["objects"]
     boxes = tf.reshape(tf.cast(objects["bbox"], tf.float32), [-1, 4])
