@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from keras_ssd.layers.preprocessing import VGG_BGR_MEAN
 from keras_ssd.ops import boxes as box_ops
-from keras_ssd.ops.images import resize_to_input
+from keras_ssd.ops.images import paste, resize_to_input
 
 # VGG / ImageNet mean in RGB order, the paper's expand fill colour.
 MEAN_RGB = tuple(reversed(VGG_BGR_MEAN))
@@ -281,8 +281,7 @@ def paint_fill(image: tf.Tensor, in_rows: tf.Tensor, in_cols: tf.Tensor, fill) -
     `in_cols` (bool `[S]` each, one contiguous run of True, as `resample`
     gives) to the RGB `fill`.
 
-    The image part is pasted into a fill image by concatenation: copies of
-    whole row runs, several times cheaper than a broadcasting select.
+    The image part is pasted into a fill image (`ops.images.paste`).
     """
     size = image.shape[0]
     canvas = tf.constant(np.broadcast_to(np.asarray(fill, np.float32), (size, size, 3)))
@@ -292,8 +291,7 @@ def paint_fill(image: tf.Tensor, in_rows: tf.Tensor, in_cols: tf.Tensor, fill) -
         return first, first + tf.reduce_sum(tf.cast(inside, tf.int32))
 
     (r0, r1), (c0, c1) = run(in_rows), run(in_cols)
-    rows = tf.concat([canvas[r0:r1, :c0], image[r0:r1, c0:c1], canvas[r0:r1, c1:]], axis=1)
-    return tf.concat([canvas[:r0], rows, canvas[r1:]], axis=0)
+    return paste(canvas, image[r0:r1, c0:c1], r0, c0)
 
 
 def filter_objects(example: dict, keep: tf.Tensor) -> dict:

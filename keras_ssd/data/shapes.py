@@ -25,6 +25,8 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from keras_ssd.ops.images import paste
+
 CLASS_NAMES = ("circle", "square", "triangle")
 SPLITS = {"train": 0, "validation": 1, "test": 2}
 DEFAULT_NUM_EXAMPLES = {"train": 2000, "validation": 200, "test": 200}
@@ -68,9 +70,8 @@ def _shape_mask(label, s, top, left):
     """bool `[s, s]`: which pixels of the `s` x `s` block whose top-left
     corner is (`top`, `left`) (float32, whole pixels) shape `label` covers,
     tested at pixel centres."""
-    size = tf.cast(s, tf.int32)
-    yy = (top + tf.range(tf.cast(size, tf.float32)) + 0.5)[:, None]
-    xx = (left + tf.range(tf.cast(size, tf.float32)) + 0.5)[None, :]
+    yy = (top + tf.range(s) + 0.5)[:, None]
+    xx = (left + tf.range(s) + 0.5)[None, :]
     cy, cx = top + s / 2, left + s / 2
     in_rows = (yy >= top) & (yy <= top + s)
 
@@ -95,8 +96,7 @@ def _paint_shape(image, label, s, top, left, colour):
     r0, c0 = tf.cast(top, tf.int32), tf.cast(left, tf.int32)
     r1, c1 = r0 + tf.shape(mask)[0], c0 + tf.shape(mask)[1]
     block = tf.where(mask[..., None], colour, image[r0:r1, c0:c1])
-    rows = tf.concat([image[r0:r1, :c0], block, image[r0:r1, c1:]], axis=1)
-    return tf.concat([image[:r0], rows, image[r1:]], axis=0)
+    return paste(image, block, r0, c0)
 
 
 @tf.autograph.experimental.do_not_convert

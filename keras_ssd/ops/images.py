@@ -1,4 +1,5 @@
-"""The one resize from an image to the network input, used by training, evaluation and export."""
+"""Image ops shared by the data code and export: the one resize to the network input
+(training, evaluation, export) and pasting a block into an image."""
 
 import tensorflow as tf
 
@@ -19,3 +20,16 @@ def resize_to_input(images, image_size):
         float32 `[S, S, 3]` or `[B, S, S, 3]` RGB in 0..255.
     """
     return tf.image.resize(tf.cast(images, tf.float32), [image_size, image_size], method="bilinear")
+
+
+def paste(image, block, top, left):
+    """`image` (`[H, W, C]`) with `block` (`[h, w, C]`, same dtype) written over it.
+
+    The block's top-left pixel lands at row `top`, column `left` (int32
+    scalars); the block must fit inside the image. Built from two
+    concatenations, copies of whole row runs, which on CPU are several times
+    cheaper than a broadcasting select over the whole image.
+    """
+    bottom, right = top + tf.shape(block)[0], left + tf.shape(block)[1]
+    rows = tf.concat([image[top:bottom, :left], block, image[top:bottom, right:]], axis=1)
+    return tf.concat([image[:top], rows, image[bottom:]], axis=0)
