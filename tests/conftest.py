@@ -4,7 +4,7 @@ The README runs the suite on two pytest-xdist workers (`-n 2`). The tests of
 tests/export share costly session fixtures (exports, int8 calibration), so
 `pytest_xdist_make_scheduler` keeps that folder on one worker; every other test
 is balanced on its own. (`--dist loadgroup` would say the same with marks, but
-it groups nothing under pytest 9.2: pytest-xdist#1386.)
+under pytest 9.2 it groups nothing; NOTES.md has the upstream report.)
 """
 
 import os
