@@ -33,6 +33,41 @@ def test_best_checkpoint_keeps_its_score_across_runs(tmp_path):
     assert not list(tmp_path.glob("*.partial.keras"))
 
 
+def _kernel(path):
+    return float(keras.models.load_model(path).layers[0].kernel.numpy()[0, 0])
+
+
+def test_best_checkpoint_copies_the_last_one_written_this_epoch(tmp_path):
+    model = _model()
+    last = SafeModelCheckpoint(tmp_path / "last.keras")
+    best = SafeModelCheckpoint(tmp_path / "best.keras", monitor="score", verbose=0, copy_of=tmp_path / "last.keras")
+    for callback in (last, best):
+        callback.set_model(model)
+        callback.on_train_begin()
+    for epoch, score in enumerate([0.5, 0.4, 0.6]):
+        model.layers[0].kernel.assign(np.full((2, 1), epoch + 1.0, np.float32))
+        for callback in (last, best):
+            callback.on_epoch_begin(epoch)
+            callback.on_epoch_end(epoch, {"loss": 1.0, "score": score})
+        if epoch != 1:  # epoch 1 did not improve: best.keras stays epoch 0's copy
+            assert (tmp_path / "best.keras").read_bytes() == (tmp_path / "last.keras").read_bytes()
+        assert _kernel(tmp_path / "best.keras") == {0: 1.0, 1: 1.0, 2: 3.0}[epoch]
+    assert _kernel(tmp_path / "last.keras") == 3.0
+
+
+def test_best_checkpoint_saves_the_model_when_its_copy_source_is_stale(tmp_path):
+    stale = tmp_path / "last.keras"
+    _model().save(stale)  # written before the epoch began
+    model = _model()
+    model.layers[0].kernel.assign(np.full((2, 1), 7.0, np.float32))
+    best = SafeModelCheckpoint(tmp_path / "best.keras", monitor="score", verbose=0, copy_of=stale)
+    best.set_model(model)
+    best.on_train_begin()
+    best.on_epoch_begin(0)
+    best.on_epoch_end(0, {"loss": 1.0, "score": 0.5})
+    assert _kernel(tmp_path / "best.keras") == 7.0
+
+
 def test_nan_epoch_is_never_saved(tmp_path):
     callback = SafeModelCheckpoint(tmp_path / "last.keras")
     callback.set_model(_model())

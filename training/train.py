@@ -187,8 +187,12 @@ def _train(args, recipe, strategy, output, chief, start):
         keras.callbacks.TerminateOnNaN(),
         map_callback,  # before the checkpoints, which read val_mAP
         ElapsedMinutes(start),  # after the evaluation, which it counts
-        SafeModelCheckpoint(os.path.join(output, "best.keras"), monitor="val_mAP", mode="max"),
         SafeModelCheckpoint(os.path.join(output, "last.keras")),
+        # After last.keras, which an improved epoch copies instead of saving the model twice.
+        SafeModelCheckpoint(
+            os.path.join(output, "best.keras"), monitor="val_mAP", mode="max",
+            copy_of=os.path.join(output, "last.keras"),
+        ),
         # The backup is written before the CSV row: a logged epoch is a resumable one.
         ResumableBackup(os.path.join(output, "backup")),
         keras.callbacks.CSVLogger(os.path.join(output, "log.csv"), append=True),
