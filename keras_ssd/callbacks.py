@@ -26,10 +26,10 @@ class SafeModelCheckpoint(keras.callbacks.Callback):
         save: False on non-chief workers of a multi-worker run (they must not
             write the shared file).
         verbose: 1 prints a line when a best checkpoint is written.
-        copy_of: a checkpoint of the same model that a callback earlier in the
-            list writes every epoch (`last.keras`): when that file was written
-            during this epoch, it is copied instead of serialising the model
-            again; otherwise the model is saved.
+        copy_of: the `SafeModelCheckpoint` of the same model that runs before
+            this one and saves every epoch (`last.keras`): when it saved this
+            epoch, its file is copied instead of serialising the model again;
+            otherwise the model is saved.
     """
 
     def __init__(self, path, monitor=None, mode="max", save=True, verbose=1, copy_of=None):
@@ -41,9 +41,9 @@ class SafeModelCheckpoint(keras.callbacks.Callback):
         self.mode = mode
         self.save = save
         self.verbose = verbose
-        self.copy_of = None if copy_of is None else os.fspath(copy_of)
+        self.copy_of = copy_of
         self.best = -math.inf if mode == "max" else math.inf
-        self._epoch_began = math.inf
+        self.saved_epoch = None  # the last epoch this callback wrote `path`
 
     @property
     def _record(self):
@@ -53,12 +53,6 @@ class SafeModelCheckpoint(keras.callbacks.Callback):
         if self.monitor is not None and os.path.exists(self.path) and os.path.exists(self._record):
             with open(self._record) as f:
                 self.best = json.load(f)[self.monitor]
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_began = time.time()
-
-    def _written_this_epoch(self, path):
-        return os.path.exists(path) and os.path.getmtime(path) >= self._epoch_began
 
     def _improved(self, value):
         return value > self.best if self.mode == "max" else value < self.best
@@ -80,11 +74,12 @@ class SafeModelCheckpoint(keras.callbacks.Callback):
             return
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         temporary = f"{self.path}.partial.keras"
-        if self.copy_of is not None and self._written_this_epoch(self.copy_of):
-            shutil.copyfile(self.copy_of, temporary)
+        if self.copy_of is not None and self.copy_of.saved_epoch == epoch:
+            shutil.copyfile(self.copy_of.path, temporary)
         else:
             self.model.save(temporary)
         os.replace(temporary, self.path)
+        self.saved_epoch = epoch
         if self.monitor is not None:
             with open(self._record, "w") as f:
                 json.dump({self.monitor: self.best, "epoch": epoch + 1}, f)

@@ -40,14 +40,13 @@ def _kernel(path):
 def test_best_checkpoint_copies_the_last_one_written_this_epoch(tmp_path):
     model = _model()
     last = SafeModelCheckpoint(tmp_path / "last.keras")
-    best = SafeModelCheckpoint(tmp_path / "best.keras", monitor="score", verbose=0, copy_of=tmp_path / "last.keras")
+    best = SafeModelCheckpoint(tmp_path / "best.keras", monitor="score", verbose=0, copy_of=last)
     for callback in (last, best):
         callback.set_model(model)
         callback.on_train_begin()
     for epoch, score in enumerate([0.5, 0.4, 0.6]):
         model.layers[0].kernel.assign(np.full((2, 1), epoch + 1.0, np.float32))
         for callback in (last, best):
-            callback.on_epoch_begin(epoch)
             callback.on_epoch_end(epoch, {"loss": 1.0, "score": score})
         if epoch != 1:  # epoch 1 did not improve: best.keras stays epoch 0's copy
             assert (tmp_path / "best.keras").read_bytes() == (tmp_path / "last.keras").read_bytes()
@@ -56,15 +55,15 @@ def test_best_checkpoint_copies_the_last_one_written_this_epoch(tmp_path):
 
 
 def test_best_checkpoint_saves_the_model_when_its_copy_source_is_stale(tmp_path):
-    stale = tmp_path / "last.keras"
-    _model().save(stale)  # written before the epoch began
+    last = SafeModelCheckpoint(tmp_path / "last.keras")
+    last.set_model(_model())
+    last.on_epoch_end(0, {"loss": 1.0})  # epoch 0's file; epoch 1 has not saved it yet
     model = _model()
     model.layers[0].kernel.assign(np.full((2, 1), 7.0, np.float32))
-    best = SafeModelCheckpoint(tmp_path / "best.keras", monitor="score", verbose=0, copy_of=stale)
+    best = SafeModelCheckpoint(tmp_path / "best.keras", monitor="score", verbose=0, copy_of=last)
     best.set_model(model)
     best.on_train_begin()
-    best.on_epoch_begin(0)
-    best.on_epoch_end(0, {"loss": 1.0, "score": 0.5})
+    best.on_epoch_end(1, {"loss": 1.0, "score": 0.5})
     assert _kernel(tmp_path / "best.keras") == 7.0
 
 

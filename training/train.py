@@ -183,16 +183,14 @@ def _train(args, recipe, strategy, output, chief, start):
         detector_fn=lambda m: keras_ssd.build_detector(m, cfg),
         frequency=args.eval_every,
     )
+    last_checkpoint = SafeModelCheckpoint(os.path.join(output, "last.keras"))
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         map_callback,  # before the checkpoints, which read val_mAP
         ElapsedMinutes(start),  # after the evaluation, which it counts
-        SafeModelCheckpoint(os.path.join(output, "last.keras")),
+        last_checkpoint,
         # After last.keras, which an improved epoch copies instead of saving the model twice.
-        SafeModelCheckpoint(
-            os.path.join(output, "best.keras"), monitor="val_mAP", mode="max",
-            copy_of=os.path.join(output, "last.keras"),
-        ),
+        SafeModelCheckpoint(os.path.join(output, "best.keras"), monitor="val_mAP", mode="max", copy_of=last_checkpoint),
         # The backup is written before the CSV row: a logged epoch is a resumable one.
         ResumableBackup(os.path.join(output, "backup")),
         keras.callbacks.CSVLogger(os.path.join(output, "log.csv"), append=True),
