@@ -33,6 +33,12 @@ def pytest_xdist_make_scheduler(config, log):
     return SharedFixtureScheduling(config, log)
 
 
+def pytest_report_header(config):
+    from keras_ssd import cpu
+
+    return f"cpu: {cpu.describe()}"
+
+
 @pytest.fixture
 def tiny_cfg():
     """`ssd_tiny` with 3 classes (160 px input, 2390 default boxes)."""

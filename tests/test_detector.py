@@ -20,6 +20,7 @@ def _decoder(cfg, **kwargs):
     return DetectionDecoder(cfg.num_classes, DefaultBoxes.from_ssd_config(cfg), **kwargs)
 
 
+@pytest.mark.numerics
 def test_zero_offsets_decode_to_the_default_box_with_its_class(tiny_cfg):
     anchors = keras_ssd.default_boxes(tiny_cfg)
     index = 20 * 20 * 4 + 37 * 6  # a box of source 1, well inside the image

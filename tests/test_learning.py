@@ -4,6 +4,7 @@ import dataclasses
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import keras_ssd
@@ -30,6 +31,7 @@ def _scene(rng, size=160):
     return image, np.array(boxes, np.float32), np.array(labels, np.int32)
 
 
+@pytest.mark.numerics
 def test_ssd_tiny_recovers_the_boxes_it_was_fitted_on(tiny_cfg):
     rng = np.random.default_rng(3)
     scenes = [_scene(rng) for _ in range(8)]
@@ -40,8 +42,15 @@ def test_ssd_tiny_recovers_the_boxes_it_was_fitted_on(tiny_cfg):
     # Without batch norm: with a single repeated batch, BN's inference statistics are the
     # weak link, and this test is about boxes, encoder, loss and decoder agreeing.
     model = keras_ssd.build_ssd(dataclasses.replace(tiny_cfg, batch_norm=False))
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras_ssd.SSDLoss())
-    model.fit(images, y_true, batch_size=8, epochs=150, verbose=0)
+    # The rate decays to zero so that the fit settles. At a constant 1e-3, Adam's loss on one
+    # repeated batch spikes now and then, and where the last step lands decides the result:
+    # the worst box's IoU was 0.97-0.98 in five of six runs (three seeds, oneDNN on and off)
+    # but 0.83 in one, and 0.78 on an AMX CPU, whose oneDNN kernels round differently.
+    # Decayed, it was 0.997-0.999 in ten runs (five seeds, oneDNN on and off).
+    epochs = 150
+    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, epochs)),
+                  loss=keras_ssd.SSDLoss())
+    model.fit(images, y_true, batch_size=8, epochs=epochs, verbose=0)
 
     detections = keras_ssd.build_detector(model)(images)
     for i, (_, boxes, labels) in enumerate(scenes):
@@ -52,6 +61,6 @@ def test_ssd_tiny_recovers_the_boxes_it_was_fitted_on(tiny_cfg):
         for box, label in zip(boxes, labels):
             overlaps = box_ops.iou(box[None], found).numpy()[0]
             best = int(np.argmax(overlaps))
-            assert overlaps[best] > 0.8, f"image {i}: best box has IoU {overlaps[best]:.2f}"
+            assert overlaps[best] > 0.9, f"image {i}: best box has IoU {overlaps[best]:.3f}"
             assert classes[best] == label, f"image {i}: class {classes[best]} for {label}"
     assert tf.reduce_all(tf.math.is_finite(detections["detection_boxes"]))

@@ -79,6 +79,7 @@ def test_get_config_round_trip():
     assert (clone.neg_pos_ratio, clone.alpha) == (2.0, 0.5)
 
 
+@pytest.mark.numerics
 def test_model_fit_lowers_the_loss(tiny_cfg):
     encoder = keras_ssd.TargetEncoder(tiny_cfg)
     images = np.full((4, 160, 160, 3), 40, np.uint8)

@@ -91,6 +91,7 @@ def cell_text(cell):
     return "".join(out.get("text", "") for out in cell.get("outputs", []) if out.get("output_type") == "stream")
 
 
+@pytest.mark.numerics
 @pytest.mark.slow
 def test_quickstart_runs_and_learns(tmp_path):
     notebook = run_notebook("quickstart.ipynb", {**QUICKSTART_SMALL, "OUTPUT_DIR": str(tmp_path / "out")}, tmp_path)

@@ -136,6 +136,7 @@ def test_ssdlite_layers_are_separable_with_bn_and_relu6(model):
     assert len(backbone_bns) == 52 and {bn.momentum for bn in backbone_bns} == {BATCH_NORM_MOMENTUM}
 
 
+@pytest.mark.numerics
 def test_preprocessing_matches_keras_mobilenet_v2(model):
     images = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
     expected = keras.applications.mobilenet_v2.preprocess_input(images.copy())

@@ -7,6 +7,7 @@ import pytest
 import keras_ssd
 
 
+@pytest.mark.numerics
 def test_keeps_backbone_and_box_heads_and_replaces_class_heads(tiny_cfg, tmp_path):
     source = keras_ssd.build_ssd(tiny_cfg, class_names=["circle", "square", "triangle"])
     for variable in source.weights:  # make every weight distinctive

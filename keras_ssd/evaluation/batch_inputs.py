@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-_DETECTION_KEYS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
+from keras_ssd.detections import detection_arrays
 
 
 class ImageDetections(NamedTuple):
@@ -72,26 +72,8 @@ def split_detections(detections, num_classes: int) -> list[ImageDetections]:
     Raises:
         ValueError: a key is missing, shapes disagree, or a class is out of range.
     """
-    missing = [k for k in _DETECTION_KEYS if k not in detections]
-    if missing:
-        raise ValueError(f"detections lack key(s) {missing}; got keys {sorted(detections)}")
-    boxes = np.asarray(detections["detection_boxes"], np.float64)
-    scores = np.asarray(detections["detection_scores"], np.float64)
-    classes = np.asarray(detections["detection_classes"])
-    counts = np.asarray(detections["num_detections"]).astype(np.int64).reshape(-1)
-    if boxes.ndim != 3 or boxes.shape[-1] != 4:
-        raise ValueError(f"detection_boxes must be [B, K, 4]; got shape {boxes.shape}")
-    if scores.shape != boxes.shape[:2] or classes.shape != boxes.shape[:2]:
-        raise ValueError(
-            "detection_scores and detection_classes must be [B, K] matching detection_boxes "
-            f"{boxes.shape}; got {scores.shape} and {classes.shape}"
-        )
-    if counts.shape != boxes.shape[:1]:
-        raise ValueError(f"num_detections must be [B] with B={boxes.shape[0]}; got {counts.shape}")
-    if np.any((counts < 0) | (counts > boxes.shape[1])):
-        raise ValueError(
-            f"num_detections must lie in [0, K={boxes.shape[1]}]; got {counts.tolist()}"
-        )
+    boxes, scores, classes, counts = detection_arrays(detections)
+    boxes, scores = boxes.astype(np.float64), scores.astype(np.float64)
     classes = np.rint(classes).astype(np.int64)
     result = []
     for b, n in enumerate(counts):

@@ -4,14 +4,14 @@ Every detector returned here takes uint8 `[B, H, W, 3]` RGB images of any size
 (resized inside, as the exported SavedModel does) and returns numpy arrays:
 `detection_boxes` float32 `[B, K, 4]` normalised `[ymin, xmin, ymax, xmax]`,
 `detection_scores` float32 `[B, K]`, `detection_classes` int32 `[B, K]`
-(0-based), `num_detections` int32 `[B]`. `class_names` holds the names
-stored with the model (None if there are none).
+(0-based), `num_detections` int32 `[B]`, rows past `num_detections` zero: each
+ends in `keras_ssd.detections.as_detections`, whatever its runtime returned.
+`class_names` holds the names stored with the model (None if there are none).
 """
 
 import os
 
-import numpy as np
-
+from keras_ssd.detections import as_detections
 from keras_ssd.export import labels, versioning
 from keras_ssd.export.onnx_detector import OnnxDetector
 from keras_ssd.export.tflite_detector import TFLiteDetector, check_images
@@ -38,7 +38,7 @@ class KerasDetector:
         from keras_ssd.export.images import resize_images
 
         images = resize_images(check_images(images), self.image_size)
-        return {k: np.asarray(v) for k, v in self.detector(images, training=False).items()}
+        return as_detections(self.detector(images, training=False))
 
 
 class SavedModelDetector:
@@ -61,8 +61,7 @@ class SavedModelDetector:
         self.class_names = labels.read_labels(os.path.join(path, labels.SAVED_MODEL_LABELS))
 
     def __call__(self, images):
-        outputs = self.signature(images=check_images(images))
-        return {k: v.numpy() for k, v in outputs.items()}
+        return as_detections(self.signature(images=check_images(images)))
 
 
 def load_detector(path, **postprocess):

@@ -2,6 +2,7 @@
 
 import os
 
+from keras_ssd.detections import as_detections
 from keras_ssd.export import labels
 from keras_ssd.export.onnx import CLASS_NAMES_KEY, INPUT_NAME, require
 from keras_ssd.export.saved_model import OUTPUT_KEYS
@@ -69,12 +70,15 @@ class OnnxDetector:
                 rounded to uint8) when H or W differs from S.
 
         Returns:
-            dict of the graph's four numpy outputs (see `onnx.py`): boxes
-            float32 `[B, K, 4]` normalised yxyx, scores, classes int32 (0-based), counts.
+            dict of numpy arrays, `keras_ssd.detections.as_detections` of the
+            graph's four outputs: `detection_boxes` float32 `[B, K, 4]`
+            normalised yxyx, `detection_scores` float32 `[B, K]`,
+            `detection_classes` int32 `[B, K]` (0-based), `num_detections`
+            int32 `[B]`; rows past `num_detections` are zero.
 
         Raises:
             ValueError: images of the wrong rank, channel count or dtype.
         """
         images = at_input_size(check_images(images), self.image_size)
         values = self.session.run(list(OUTPUT_KEYS), {INPUT_NAME: images})
-        return dict(zip(OUTPUT_KEYS, values))
+        return as_detections(dict(zip(OUTPUT_KEYS, values)))

@@ -24,13 +24,14 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_ssd.detections import DETECTION_KEYS
 from keras_ssd.detector import build_detector
 from keras_ssd.export import labels, versioning
 from keras_ssd.export.images import decode_images, resize_images
 from keras_ssd.model import ssd_config_of
 
 SIGNATURES = ("serving_default", "serve_image_bytes")
-OUTPUT_KEYS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
+OUTPUT_KEYS = DETECTION_KEYS
 
 
 def export_saved_model(model, export_dir, *, name=None, version=None, verbose=False, **postprocess):

@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 
+from keras_ssd.detections import as_detections
 from keras_ssd.export import labels
 from keras_ssd.export.images import resize_images
 
@@ -55,6 +56,10 @@ class TFLiteDetector:
         num_threads: interpreter threads; None: all of the machine's cores
             (the exported post-processing gives the same detections at any
             thread count).
+        xnnpack: True runs LiteRT's default delegate (XNNPack) as an app does;
+            False runs LiteRT's built-in kernels only
+            (`OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES`), slower, to tell
+            a delegate's numerics from the model's.
 
     Attributes:
         image_size: side S of the model's input.
@@ -67,14 +72,20 @@ class TFLiteDetector:
             with an `images` input; the message names the file.
     """
 
-    def __init__(self, path, num_threads=None):
-        from ai_edge_litert.interpreter import Interpreter
+    def __init__(self, path, num_threads=None, xnnpack=True):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         path = str(path)
         if not os.path.isfile(path):
             raise ValueError(f"TFLite model {path!r} does not exist")
         try:
-            self.interpreter = Interpreter(model_path=path, num_threads=num_threads or os.cpu_count())
+            self.interpreter = Interpreter(
+                model_path=path,
+                num_threads=num_threads or os.cpu_count(),
+                experimental_op_resolver_type=(
+                    OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+                ),
+            )
             self._runner = self.interpreter.get_signature_runner("serving_default")
             spec = self._runner.get_input_details()["images"]
         except (ValueError, RuntimeError, KeyError) as error:
@@ -93,19 +104,17 @@ class TFLiteDetector:
                 rounded to uint8) when H or W differs from S.
 
         Returns:
-            dict of numpy arrays as `build_detector`'s model returns:
-            `detection_boxes` float32 `[B, K, 4]` normalised yxyx, clipped to
-            [0, 1], `detection_scores` float32 `[B, K]`, `detection_classes`
-            int32 `[B, K]` (0-based), `num_detections` int32 `[B]`.
+            dict of numpy arrays as `build_detector`'s model returns
+            (`keras_ssd.detections.as_detections`): `detection_boxes` float32
+            `[B, K, 4]` normalised yxyx, clipped to [0, 1], `detection_scores`
+            float32 `[B, K]`, `detection_classes` int32 `[B, K]` (0-based),
+            `num_detections` int32 `[B]`. Rows past `num_detections` are zero:
+            the TFLite op leaves them as the interpreter's memory held them.
 
         Raises:
             ValueError: images of the wrong rank, channel count or dtype.
         """
         images = at_input_size(check_images(images), self.image_size)
         outputs = [self._runner(images=image[None]) for image in images]
-        batch = {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
-        # Fast-NMS files return the op's unclipped decode; clipping in float keeps every file alike.
-        batch["detection_boxes"] = np.clip(batch["detection_boxes"], 0.0, 1.0)
-        batch["detection_classes"] = batch["detection_classes"].astype(np.int32)
-        batch["num_detections"] = batch["num_detections"].astype(np.int32)
-        return batch
+        # Fast-NMS files return the op's unclipped decode; as_detections clips every file alike.
+        return as_detections({key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]})

@@ -5,12 +5,20 @@ fails one test and not the suite:
 
     python tests/export/runtime_runner.py mediapipe MODEL IMAGES.npy
     python tests/export/runtime_runner.py litert MODEL IMAGES.npy --threads 2
+    python tests/export/runtime_runner.py loader MODEL IMAGES.npy --threads 1 2 4
 
-IMAGES.npy holds uint8 `[B, S, S, 3]` RGB at the model's input size. Prints
-one JSON list per image of `{"class": name, "score": s, "box": [...]}`:
-MediaPipe's own integer pixel box `[origin_y, origin_x, height, width]` (it
-truncates each to whole pixels), LiteRT's normalised `[ymin, xmin, ymax, xmax]`. LiteRT runs the plain `ai_edge_litert` interpreter (as
-an app does), not keras_ssd's loader.
+IMAGES.npy holds uint8 `[B, S, S, 3]` RGB at the model's input size. For
+`mediapipe` and `litert`, prints one JSON list per image of
+`{"class": name, "score": s, "box": [...]}`: MediaPipe's own integer pixel box
+`[origin_y, origin_x, height, width]` (it truncates each to whole pixels),
+LiteRT's normalised `[ymin, xmin, ymax, xmax]`. LiteRT runs the plain
+`ai_edge_litert` interpreter (as an app does), not keras_ssd's loader.
+
+`loader` runs keras_ssd's own reader instead: `load_detector(MODEL)`, then
+`TFLiteDetector(MODEL, num_threads=t, xnnpack=x)` for every thread count given
+and both kernel sets, on the whole batch; prints one JSON object
+`{"load_detector": outputs, "xnnpack/1": outputs, "builtin/1": outputs, ...}`,
+each the reader's four arrays, all K rows, as lists.
 """
 
 import argparse
@@ -61,19 +69,31 @@ def litert_detections(model, images, threads, min_score):
     return results
 
 
+def loader_outputs(model, images, threads):
+    from keras_ssd.export import TFLiteDetector, load_detector
+
+    detectors = {"load_detector": load_detector(model)}
+    for xnnpack in (True, False):
+        for t in threads:
+            detectors[f"{'xnnpack' if xnnpack else 'builtin'}/{t}"] = TFLiteDetector(model, t, xnnpack=xnnpack)
+    return {name: {k: v.tolist() for k, v in detect(images).items()} for name, detect in detectors.items()}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("runtime", choices=["mediapipe", "litert"])
+    parser.add_argument("runtime", choices=["mediapipe", "litert", "loader"])
     parser.add_argument("model")
     parser.add_argument("images")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--min-score", type=float, default=0.0)
     args = parser.parse_args()
     images = np.load(args.images)
     if args.runtime == "mediapipe":
         results = mediapipe_detections(args.model, images, args.min_score)
+    elif args.runtime == "litert":
+        results = litert_detections(args.model, images, args.threads[0], args.min_score)
     else:
-        results = litert_detections(args.model, images, args.threads, args.min_score)
+        results = loader_outputs(args.model, images, args.threads)
     print(json.dumps(results))
 
 

@@ -47,6 +47,7 @@ def _keras_detector(model):
     return lambda images: detector(export.images.resize_images(images, size))
 
 
+@pytest.mark.numerics
 @pytest.mark.slow
 def test_demo_model_map_and_its_exports(demo_model, validation, tmp_path, capsys):
     with open(os.path.join(DEMO, "ssd_tiny.json")) as f:

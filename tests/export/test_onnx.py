@@ -59,6 +59,7 @@ def test_inputs_outputs_and_class_names(onnx_file):
     assert export.load_detector(onnx_file).class_names == ["circle", "square", "triangle"]
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("batch", [1, 8])
 def test_matches_keras(onnx_file, keras_detector, images, batch):
     expected = {k: np.asarray(v) for k, v in keras_detector(images[:batch].astype(np.float32)).items()}
@@ -74,6 +75,7 @@ def test_matches_keras(onnx_file, keras_detector, images, batch):
     assert boxes.min() >= 0.0 and boxes.max() <= 1.0
 
 
+@pytest.mark.numerics
 def test_dynamic_batch_gives_each_image_its_own_detections(onnx_file, images):
     detector = export.OnnxDetector(onnx_file, num_threads=2)
     single = [detector(images[i : i + 1]) for i in range(len(images))]

@@ -62,6 +62,7 @@ def loaded(saved_model_dir):
     return tf.saved_model.load(saved_model_dir)
 
 
+@pytest.mark.numerics
 def test_serving_default_matches_keras(loaded, keras_detector, images):
     expected = keras_detector(images.astype(np.float32))
     actual = loaded.signatures["serving_default"](images=tf.constant(images))
@@ -70,6 +71,7 @@ def test_serving_default_matches_keras(loaded, keras_detector, images):
     assert assert_same_detections(expected, actual, tol=1e-3) >= len(images) // 2
 
 
+@pytest.mark.numerics
 def test_serving_default_resizes_any_size(loaded, keras_detector):
     from conftest import shapes_examples
 
@@ -79,6 +81,7 @@ def test_serving_default_resizes_any_size(loaded, keras_detector):
     assert assert_same_detections(expected, actual, tol=1e-3) >= 1
 
 
+@pytest.mark.numerics
 def test_image_bytes_matches_keras_for_png_and_jpeg_of_mixed_sizes(loaded, keras_detector, images):
     from conftest import shapes_examples
 

@@ -68,6 +68,7 @@ def lite_model():
     return _spread_model(np.stack([e["image"] for e in shapes_examples("train", 8, image_size=320)]))
 
 
+@pytest.mark.numerics
 @pytest.mark.slow
 def test_float32_matches_keras(lite_model, lite_images, tmp_path):
     path = export.export_tflite(lite_model, str(tmp_path / "ssdlite.tflite"), score_threshold=SCORE_THRESHOLD)

@@ -38,6 +38,7 @@ def test_standard_inputs_outputs_and_labels(tflite_files):
         assert f.read().split() == ["circle", "square", "triangle"]
 
 
+@pytest.mark.numerics
 def test_float32_matches_keras(tflite_files, keras_detector, images):
     expected = keras_detector(images.astype(np.float32))
     actual = export.TFLiteDetector(tflite_files["none"])(images)
@@ -47,6 +48,7 @@ def test_float32_matches_keras(tflite_files, keras_detector, images):
     assert boxes.min() >= 0.0 and boxes.max() <= 1.0
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("quantize", ["dynamic", "float16"])
 def test_reduced_precision_within_1e_2(tflite_files, keras_detector, images, quantize):
     expected = keras_detector(images.astype(np.float32))
@@ -117,6 +119,7 @@ def _voc07_map(detector, examples, batch=16):
 INT8_MAX_MAP_DROP = 0.04
 
 
+@pytest.mark.numerics
 @pytest.mark.slow
 def test_int8_map_close_to_float32(trained_model, tflite_files, keras_detector, tmp_path, capsys):
     calibration = export.calibration_images(

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import keras_ssd
@@ -28,6 +29,7 @@ def _step(layer, x):
     return [y, *tape.gradient(loss, [x, layer.gamma, layer.beta])]
 
 
+@pytest.mark.numerics
 def test_training_step_matches_keras_batch_norm():
     x = tf.constant(np.random.default_rng(0).normal(2.0, 3.0, (4, 5, 6, 7)).astype(np.float32))
     keras_bn, fused = _pair()

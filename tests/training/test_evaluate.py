@@ -40,6 +40,7 @@ def test_evaluate_cli_loads_a_training_checkpoint_and_writes_json(tmp_path, tiny
 DEMO = os.path.join(ROOT, "saved_models")
 
 
+@pytest.mark.numerics
 @pytest.mark.slow
 def test_exported_models_score_what_the_keras_model_scores(tmp_path, capsys):
     # The shipped demo model and its exports, all from one training run that

@@ -78,6 +78,7 @@ def test_unknown_model_option_is_one_error_line_listing_the_fields(tmp_path, cap
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.numerics
 def test_short_main_job_learns(tmp_path):
     # The main job shortened, as a user runs it (its own process, so with the oneDNN
     # default of training/onednn.py): 256 easier shapes images (one object of 25-60% of
