@@ -33,10 +33,11 @@ def pytest_xdist_make_scheduler(config, log):
     return SharedFixtureScheduling(config, log)
 
 
-def pytest_report_header(config):
+def pytest_terminal_summary(terminalreporter):
+    """Names the CPU and the oneDNN setting the run used, above pytest's closing line."""
     from keras_ssd import cpu
 
-    return f"cpu: {cpu.describe()}"
+    terminalreporter.write_line(f"cpu: {cpu.describe()}")
 
 
 @pytest.fixture
