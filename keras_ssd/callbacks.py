@@ -1,4 +1,4 @@
-"""Checkpointing and resuming that survive a run killed at any moment; elapsed time in the logs."""
+"""Checkpointing and resuming that survive a run killed at any moment; elapsed time and learning rate in the logs."""
 
 import json
 import math
@@ -127,3 +127,15 @@ class ElapsedMinutes(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["minutes"] = (time.time() - self.start) / 60
+
+
+class LearningRateLog(keras.callbacks.Callback):
+    """Adds `learning_rate`, the optimiser's rate after each epoch's last step, to the epoch's logs.
+
+    With a schedule, that is the schedule's value at the optimiser's step count.
+    Put it before the callbacks that record the logs (`CSVLogger`).
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))

@@ -4,8 +4,9 @@ import json
 
 import keras
 import numpy as np
+import pytest
 
-from keras_ssd.callbacks import ResumableBackup, SafeModelCheckpoint
+from keras_ssd.callbacks import LearningRateLog, ResumableBackup, SafeModelCheckpoint
 
 
 def _model():
@@ -85,3 +86,13 @@ def test_unreadable_first_backup_restarts_instead_of_failing(tmp_path):
     history = model.fit(x, y, epochs=2, verbose=0, callbacks=[ResumableBackup(backup)])
     assert history.epoch == [0, 1]
     assert not backup.exists()  # removed once training finished
+
+
+def test_learning_rate_log_records_the_schedules_rate_after_each_epoch():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay([4, 8], [0.3, 0.2, 0.1])
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
+    x, y = np.ones((8, 2), np.float32), np.ones((8, 1), np.float32)
+    # 2 steps per epoch: after epochs 1..5 the optimiser has taken 2, 4, 6, 8, 10 steps.
+    history = model.fit(x, y, batch_size=4, epochs=5, verbose=0, callbacks=[LearningRateLog()])
+    assert history.history["learning_rate"] == pytest.approx([0.3, 0.3, 0.2, 0.2, 0.1])

@@ -4,15 +4,26 @@
 file or a SavedModel directory from `training.export` (exported models are run as users
 run them, through `keras_ssd.export.load_detector`, one raw image at a time).
 Prints the per-class AP table and writes the result as JSON (default:
-`<model>.<metric>.json` beside the model).
+`<model>.<metric>.json` beside the model). With `--report DIR` the same pass also
+writes the detection report (`report.html` and its PNGs,
+`keras_ssd.evaluation.report`) into DIR; a `.keras` model's report shows the
+training curves and recipe when its folder is a `training.train` run folder.
 """
 
 import json
 import os
 import sys
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
 
 import keras_ssd
 from keras_ssd import evaluation, export
+from keras_ssd.config import PRESETS
+from keras_ssd.evaluation.report import detection_report, report_metric
 from keras_ssd.model import load_ssd
 from training import cli, options
 from training.options import Option
@@ -24,32 +35,48 @@ COMMAND = options.Command("python -m training.evaluate", __doc__, [
     Option("metric", "mAP definition (default voc07)", default="voc07", choices=tuple(evaluation.METRICS)),
     Option("batch_size", "batch size of a .keras model (default 16)", type=int, default=16),
     Option("output", "JSON file for the result (default: <model>.<metric>.json)"),
+    Option("report", "also write the detection report (report.html and its PNGs) into this directory"),
+    Option("preset", "SSDConfig preset of an exported model, for the report's default-box coverage at the "
+           "model's input size (a .keras model carries its config; without it an exported model's report has "
+           "no coverage)", choices=tuple(PRESETS)),
 ])
 
 
-def _evaluate_keras(model_path, examples, metric, batch_size, dataset):
-    model = load_ssd(model_path)
-    cfg = model.ssd_config
-    names = model.class_names or keras_ssd.data.class_names(dataset)
-    callback = evaluation.MeanAveragePrecisionCallback(
-        keras_ssd.data.eval_pipeline(examples, cfg, batch_size),
-        evaluation.make_evaluator(metric, cfg.num_classes, names),
-        detector=keras_ssd.build_detector(model, cfg),
-    )
-    return callback.evaluate()
+class _Loaded(NamedTuple):
+    """A model ready to run over evaluation batches."""
+
+    detector: Callable  # numpy images [B, H, W, 3] -> detection dict
+    batches: object  # eval_pipeline batches the detector takes
+    num_classes: int
+    class_names: list
+    cfg: object  # the SSDConfig, or None when unknown
 
 
-def _evaluate_exported(model_path, examples, metric, dataset):
+def _load(model_path, examples, batch_size, dataset, preset=None) -> _Loaded:
+    """The detector and batches of a `.keras` SSD (batches of `batch_size` at its input size) or of an
+    exported model (one raw image at a time; its config from `preset`, if given)."""
+    if model_path.endswith(".keras"):
+        model = load_ssd(model_path)
+        cfg = model.ssd_config
+        return _Loaded(
+            tf.function(keras_ssd.build_detector(model, cfg), reduce_retracing=True),
+            keras_ssd.data.eval_pipeline(examples, cfg, batch_size),
+            cfg.num_classes,
+            model.class_names or keras_ssd.data.class_names(dataset),
+            cfg,
+        )
     detector = export.load_detector(model_path)
     names = detector.class_names or keras_ssd.data.class_names(dataset)
-    evaluator = evaluation.make_evaluator(metric, len(names), names)
-    for batch in keras_ssd.data.eval_pipeline(examples, None, 1):
-        evaluator.update(detector(batch["image"].numpy()), batch)
-    return evaluator.result()
+    cfg = None
+    if preset:
+        # The SavedModel resizes inside its graph and does not say to what: the preset's size then.
+        size = {"image_size": detector.image_size} if hasattr(detector, "image_size") else {}
+        cfg = keras_ssd.SSDConfig.from_preset(preset, num_classes=len(names), **size)
+    return _Loaded(detector, keras_ssd.data.eval_pipeline(examples, None, 1), len(names), names, cfg)
 
 
 def evaluate(model_path, dataset, split=None, metric="voc07", batch_size=16, image_dir=None,
-             dataset_options=None, examples=None):
+             dataset_options=None, examples=None, report=None, preset=None):
     """Evaluates the model at `model_path` on `dataset`; returns the evaluator's result.
 
     Args:
@@ -59,6 +86,10 @@ def evaluate(model_path, dataset, split=None, metric="voc07", batch_size=16, ima
             (split None: `options.validation_split`).
         metric: a key of `keras_ssd.evaluation.METRICS`.
         examples: evaluate on the first N examples only (None: all).
+        report: a directory for the detection report, written from the same
+            pass (None: no report).
+        preset: the `SSDConfig` preset of an exported model, for the report's
+            default-box coverage.
 
     Raises:
         ValueError: `model_path` does not exist or is not an SSD of keras_ssd,
@@ -69,9 +100,22 @@ def evaluate(model_path, dataset, split=None, metric="voc07", batch_size=16, ima
     examples = options.load_dataset(
         dataset, options.validation_split(dataset, split), image_dir, dataset_options, examples
     )
-    if model_path.endswith(".keras"):
-        return _evaluate_keras(model_path, examples, metric, batch_size, dataset)
-    return _evaluate_exported(model_path, examples, metric, dataset)
+    loaded = _load(model_path, examples, batch_size, dataset, preset)
+    evaluator = evaluation.make_evaluator(metric, loaded.num_classes, loaded.class_names)
+    if report is None:
+        for batch in loaded.batches:
+            evaluator.update(loaded.detector(np.asarray(batch["image"])), batch)
+        return evaluator.result()
+    start = time.time()
+    run_dir = os.path.dirname(os.path.abspath(model_path))
+    written = detection_report(
+        loaded.detector, loaded.batches, class_names=loaded.class_names, cfg=loaded.cfg, output_dir=report,
+        run_dir=run_dir if os.path.exists(os.path.join(run_dir, "log.csv")) else None,
+        metric=report_metric(metric), data_source=f"{dataset}, split {options.validation_split(dataset, split)}",
+        model=model_path, evaluators=[evaluator],
+    )
+    print(f"Wrote the report {written.html_path} in {time.time() - start:.1f} s")
+    return evaluator.result()
 
 
 @cli.entry_point
@@ -79,7 +123,7 @@ def main(argv=None):
     args = COMMAND.parse(argv)
     result = evaluate(
         args.model, args.dataset, args.split, args.metric, args.batch_size, args.image_dir,
-        args.dataset_options, args.examples,
+        args.dataset_options, args.examples, args.report, args.preset,
     )
     print(evaluation.format_table(result, title=f"{args.metric} AP of {args.model}"))
     stem = os.path.splitext(os.path.normpath(args.model))[0]

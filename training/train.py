@@ -7,9 +7,11 @@ the per-class AP table of the best checkpoint. Re-running the same command after
 a crash resumes from the last finished epoch (`keras.callbacks.BackupAndRestore`).
 
 Files in `--output`: `best.keras` (highest val_mAP), `last.keras`,
-`log.csv` (per epoch: loss, val_mAP and `minutes`, the wall time since the
+`log.csv` (per epoch: loss, val_mAP, learning_rate and `minutes`, the wall time since the
 command started, evaluation included), `logs/` (TensorBoard), `metrics.json` (final evaluation and the
-recipe used), `backup/` (resume state; removed when training finishes). A run
+recipe used), `report/` (`report.html` and its PNGs: curves, per-class table, PR and F1 curves,
+confusion matrix, default-box coverage, validation images; `keras_ssd.evaluation.report`),
+`backup/` (resume state; removed when training finishes). A run
 that fails before its first checkpoint removes the `--output` folder it created
 (never one that existed).
 
@@ -34,9 +36,16 @@ import tensorflow as tf
 
 import keras_ssd
 from keras_ssd import evaluation, recipes
-from keras_ssd.callbacks import ElapsedMinutes, ResumableBackup, SafeModelCheckpoint
+from keras_ssd.callbacks import (
+    ElapsedMinutes,
+    LearningRateLog,
+    ResumableBackup,
+    SafeModelCheckpoint,
+)
 from keras_ssd.config import PRESETS
 from keras_ssd.distribute import STRATEGIES, is_chief, make_strategy, worker_index
+from keras_ssd.evaluation.report import detection_report, report_metric
+from keras_ssd.export.labels import default_class_names
 from keras_ssd.optimizers import OPTIMIZERS
 from training import cli, options
 from training.options import Option
@@ -193,6 +202,7 @@ def _train(args, recipe, strategy, output, chief, start):
         SafeModelCheckpoint(os.path.join(output, "best.keras"), monitor="val_mAP", mode="max", copy_of=last_checkpoint),
         # The backup is written before the CSV row: a logged epoch is a resumable one.
         ResumableBackup(os.path.join(output, "backup")),
+        LearningRateLog(),
         keras.callbacks.CSVLogger(os.path.join(output, "log.csv"), append=True),
     ]
     if chief:
@@ -225,7 +235,20 @@ def _train(args, recipe, strategy, output, chief, start):
     if chief:
         with open(os.path.join(output, "metrics.json"), "w") as f:
             json.dump(metrics, f, indent=2, default=float)
+        _write_report(args, map_callback, val, cfg, names or default_class_names(num_classes), output, best_path)
     return metrics
+
+
+def _write_report(args, map_callback, val, cfg, names, output, checkpoint):
+    """Writes the detection report of the checkpoint `map_callback` holds into `output`/report."""
+    start = time.time()
+    val_source = args.val_dataset or args.dataset
+    report = detection_report(
+        map_callback.detector, val, class_names=names, cfg=cfg, output_dir=os.path.join(output, "report"),
+        run_dir=output, metric=report_metric(args.metric),
+        data_source=f"{val_source}, split {options.validation_split(val_source, args.val_split)}", model=checkpoint,
+    )
+    print(f"Wrote the report {report.html_path} in {time.time() - start:.1f} s")
 
 
 @cli.entry_point

@@ -1,13 +1,19 @@
-"""Detection metrics: VOC07 / VOC2010+ AP, COCO AP, and a Keras mAP callback.
+"""Detection metrics: VOC07 / VOC2010+ AP, COCO AP, a Keras mAP callback, and what explains them.
 
 Every evaluator takes the detector's output dict and the evaluation batch dict
 (boxes normalised `[ymin, xmin, ymax, xmax]`, 0-based classes) through
 `update(detections, ground_truth)` and returns `{"mAP": ..., "per_class_ap": ...}`
-from `result()`.
+from `result()`. `DetectionAnalysis` is the VOC evaluator that also gives PR and
+F1 curves, a confusion matrix and per-image errors; `default_box_coverage`
+measures which objects no default box of a config can match; `detection_report`
+draws all of it (matplotlib figures, one self-contained HTML file, PNGs).
 """
 
+from keras_ssd.evaluation.analysis import DetectionAnalysis
 from keras_ssd.evaluation.callback import MeanAveragePrecisionCallback
 from keras_ssd.evaluation.coco import COCOEvaluator
+from keras_ssd.evaluation.coverage import dataset_boxes, default_box_coverage
+from keras_ssd.evaluation.report import detection_report
 from keras_ssd.evaluation.table import format_table
 from keras_ssd.evaluation.voc import VOCEvaluator, average_precision
 
@@ -38,9 +44,13 @@ def make_evaluator(metric: str, num_classes: int, class_names=None):
 __all__ = [
     "METRICS",
     "COCOEvaluator",
+    "DetectionAnalysis",
     "MeanAveragePrecisionCallback",
     "VOCEvaluator",
     "average_precision",
+    "dataset_boxes",
+    "default_box_coverage",
+    "detection_report",
     "format_table",
     "make_evaluator",
 ]

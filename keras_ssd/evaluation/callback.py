@@ -88,7 +88,9 @@ class MeanAveragePrecisionCallback(keras.callbacks.Callback):
             return detector
         return tf.function(detector, reduce_retracing=True)
 
-    def _current_detector(self):
+    @property
+    def detector(self) -> Callable:
+        """The detector `evaluate` runs (with `detector_fn`: the current model's, built on first use)."""
         if self.detector_fn is not None and self._detector_model is not self.model:
             self._detector = self._maybe_compile(self.detector_fn(self.model))
             self._detector_model = self.model
@@ -96,7 +98,7 @@ class MeanAveragePrecisionCallback(keras.callbacks.Callback):
 
     def evaluate(self) -> dict:
         """Runs the detector over `dataset` and returns the evaluator's result."""
-        detector = self._current_detector()
+        detector = self.detector
         self.evaluator.reset()
         for batch in self.dataset:
             detections = detector(keras.ops.cast(batch["image"], "float32"))

@@ -25,11 +25,14 @@ differ from the devkit only by float rounding at IoU exactly 0.5.
 
 Matching within an image only depends on the higher-scored detections of that
 image, so `VOCEvaluator.update` labels detections TP/FP per image as batches
-arrive and keeps only (score, class, TP, FP) per detection; `result` does the
-dataset-wide ranking.
+arrive and keeps only (score, class, TP, FP) per detection; `curves` does the
+dataset-wide ranking into each class's precision/recall curve, and `result` takes
+each class's AP from its curve (`interpolated_precision` is the curve the AP
+integrates, for plotting).
 """
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -43,20 +46,23 @@ def _check_metric(metric: str) -> None:
         raise ValueError(f"Unknown VOC metric {metric!r}; expected one of {METRICS}")
 
 
-def average_precision(recall, precision, metric: str = "voc07") -> float:
-    """Area under a precision/recall curve the way the VOC devkit computes it.
+def interpolated_precision(recall, precision, metric: str = "voc07"):
+    """The interpolated precision/recall curve whose area is the VOC AP.
 
     Args:
         recall: float `[D]`, non-decreasing recall after each ranked detection.
         precision: float `[D]`, precision after each ranked detection.
-        metric: `"voc07"`: mean over recall thresholds t = 0, 0.1, ..., 1 of the
-            highest precision at recall >= t (0 if recall never reaches t); the
-            thresholds are exactly k/10, so a recall of 3/10 reaches 0.3.
-            `"voc12"` (VOC2010 and later): exact area under the monotone
-            precision envelope, `sum (r[i+1] - r[i]) * max(p[j] for j > i)`.
+        metric: `"voc07"` or `"voc12"`, as for `average_precision`.
 
     Returns:
-        AP in [0, 1]; 0.0 for empty inputs.
+        `(recall_points, precision_points)`, float64 `[P]` each.
+        `"voc07"`: the 11 recall thresholds t = 0, 0.1, ..., 1 (exactly k/10)
+        and the highest precision at recall >= t (0 if recall never reaches
+        t); AP is their mean. `"voc12"`: the recall values where recall
+        rises (ending at 1) and the monotone precision envelope just after
+        each rise, a step curve holding `precision_points[i]` over
+        `(recall_points[i - 1], recall_points[i]]` (from 0 for i = 0); AP is
+        its area, `sum(diff([0, *recall_points]) * precision_points)`.
 
     Raises:
         ValueError: unknown metric or mismatched shapes.
@@ -74,12 +80,39 @@ def average_precision(recall, precision, metric: str = "voc07") -> float:
         envelope = np.maximum.accumulate(precision[::-1])[::-1]
         first = np.searchsorted(recall, thresholds, side="left")
         reached = first < recall.size
-        return float(np.sum(envelope[first[reached]]) / thresholds.size)
+        values = np.zeros(thresholds.size)
+        values[reached] = envelope[first[reached]]
+        return thresholds, values
     mrec = np.concatenate([[0.0], recall, [1.0]])
     mpre = np.concatenate([[0.0], precision, [0.0]])
     mpre = np.maximum.accumulate(mpre[::-1])[::-1]
     steps = np.flatnonzero(mrec[1:] != mrec[:-1])
-    return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
+    return mrec[steps + 1], mpre[steps + 1]
+
+
+def average_precision(recall, precision, metric: str = "voc07") -> float:
+    """Area under a precision/recall curve the way the VOC devkit computes it.
+
+    Args:
+        recall: float `[D]`, non-decreasing recall after each ranked detection.
+        precision: float `[D]`, precision after each ranked detection.
+        metric: `"voc07"`: mean over recall thresholds t = 0, 0.1, ..., 1 of the
+            highest precision at recall >= t (0 if recall never reaches t); the
+            thresholds are exactly k/10, so a recall of 3/10 reaches 0.3.
+            `"voc12"` (VOC2010 and later): exact area under the monotone
+            precision envelope, `sum (r[i+1] - r[i]) * max(p[j] for j > i)`.
+            Both integrate `interpolated_precision`'s curve.
+
+    Returns:
+        AP in [0, 1]; 0.0 for empty inputs.
+
+    Raises:
+        ValueError: unknown metric or mismatched shapes.
+    """
+    points, values = interpolated_precision(recall, precision, metric)
+    if metric == "voc07":
+        return float(np.mean(values))
+    return float(np.sum(np.diff(points, prepend=0.0) * values))
 
 
 def pairwise_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
@@ -103,7 +136,27 @@ def pairwise_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def match_image(dets: ImageDetections, gt: ImageGroundTruth, iou_threshold: float = 0.5):
+class ImageMatch(NamedTuple):
+    """How the VOC matching labelled one image's detections.
+
+    Attributes:
+        order: int `[K]`, sorts the detections by descending score (stable);
+            the other fields are in that order.
+        tp: bool `[K]`, true positives.
+        fp: bool `[K]`, false positives. A detection with neither flag is
+            ignored (it matched a difficult or crowd box).
+        gt_index: int `[K]`, the ground-truth box each detection took (its
+            highest-IoU box of its class, at IoU >= the threshold), -1 if none.
+            A true positive is the first detection to take its box.
+    """
+
+    order: np.ndarray
+    tp: np.ndarray
+    fp: np.ndarray
+    gt_index: np.ndarray
+
+
+def match_image(dets: ImageDetections, gt: ImageGroundTruth, iou_threshold: float = 0.5) -> ImageMatch:
     """Labels one image's detections TP, FP or ignored, the devkit way.
 
     Args:
@@ -112,16 +165,14 @@ def match_image(dets: ImageDetections, gt: ImageGroundTruth, iou_threshold: floa
         iou_threshold: minimum IoU for a match (the devkit's `minoverlap`, 0.5).
 
     Returns:
-        `(order, tp, fp)`: `order` int `[K]` sorts the detections by descending
-        score (stable); `tp` and `fp` are bool `[K]` in that order. A detection
-        with neither flag is ignored (it matched a difficult or crowd box).
+        An `ImageMatch`, its arrays in descending score order.
     """
     order = np.argsort(-dets.scores, kind="stable")
     classes = dets.classes[order]
     num = order.size
     tp = np.zeros(num, bool)
     if gt.labels.size == 0 or num == 0:
-        return order, tp, ~tp
+        return ImageMatch(order, tp, ~tp, np.full(num, -1))
     iou = pairwise_iou(dets.boxes[order], gt.boxes)
     iou = np.where(classes[:, None] == gt.labels[None, :], iou, -np.inf)
     best = np.argmax(iou, axis=1)
@@ -131,7 +182,87 @@ def match_image(dets: ImageDetections, gt: ImageGroundTruth, iou_threshold: floa
     # The first (highest-scored) detection to take a box is the TP; later ones are duplicates.
     _, first = np.unique(best[candidates], return_index=True)
     tp[candidates[first]] = True
-    return order, tp, ~tp & ~ignored
+    return ImageMatch(order, tp, ~tp & ~ignored, np.where(hit, best, -1))
+
+
+class OperatingPoint(NamedTuple):
+    """Precision and recall of one class when detections below a score are dropped.
+
+    Attributes:
+        threshold: the lowest score kept (detections with score >= it count).
+        precision: TP / counted detections at that threshold.
+        recall: TP / positives at that threshold.
+        f1: `2 * precision * recall / (precision + recall)` (0 when both are 0).
+    """
+
+    threshold: float
+    precision: float
+    recall: float
+    f1: float
+
+
+class PrecisionRecallCurve(NamedTuple):
+    """One class's detections over a dataset, ranked as the VOC AP ranks them.
+
+    Attributes:
+        scores: float64 `[D]`, the class's TP and FP detections (ignored ones
+            left out), best first (a stable sort: ties keep feed order).
+        recall: float64 `[D]`, recall after each detection (NaN without positives).
+        precision: float64 `[D]`, precision after each detection.
+        num_positives: the class's ground-truth boxes that count (not
+            difficult, not crowd).
+    """
+
+    scores: np.ndarray
+    recall: np.ndarray
+    precision: np.ndarray
+    num_positives: int
+
+    def interpolated(self, metric: str = "voc07"):
+        """`interpolated_precision` of this curve: the curve whose area is its AP."""
+        return interpolated_precision(self.recall, self.precision, metric)
+
+    def average_precision(self, metric: str = "voc07") -> float:
+        """The class's AP, NaN without positives (see `VOCEvaluator.result`)."""
+        if not self.num_positives:
+            return float("nan")
+        return average_precision(self.recall, self.precision, metric)
+
+    def _cuts(self) -> np.ndarray:
+        """Indices of the last detection of each run of equal scores."""
+        return np.flatnonzero(np.diff(self.scores, append=-np.inf))
+
+    def f1_curve(self):
+        """F1 against the score threshold.
+
+        Returns:
+            `(thresholds, f1)`, float64 `[T]` each, thresholds descending: one
+            per distinct score (a cut inside a run of equal scores is not a
+            threshold). F1 at threshold t counts the detections with score >= t.
+        """
+        ends = self._cuts()
+        p, r = self.precision[ends], self.recall[ends]
+        total = p + r
+        f1 = np.divide(2 * p * r, total, out=np.zeros_like(total), where=total > 0)
+        return self.scores[ends], f1
+
+    def best_f1(self) -> OperatingPoint:
+        """The score threshold of highest F1 (the highest such threshold on ties).
+
+        Returns:
+            An `OperatingPoint`; all NaN without positives, threshold NaN and
+            zeros without detections.
+        """
+        if not self.num_positives:
+            return OperatingPoint(*[float("nan")] * 4)
+        thresholds, f1 = self.f1_curve()
+        if not thresholds.size:
+            return OperatingPoint(float("nan"), 0.0, 0.0, 0.0)
+        best = int(np.argmax(f1))
+        end = self._cuts()[best]
+        return OperatingPoint(
+            float(thresholds[best]), float(self.precision[end]), float(self.recall[end]), float(f1[best])
+        )
 
 
 class VOCEvaluator:
@@ -179,6 +310,11 @@ class VOCEvaluator:
         self._num_positives = np.zeros(self.num_classes, np.int64)
         self.num_images = 0
 
+    @property
+    def names(self) -> list:
+        """The class names, or the class ids when there are none: the keys of `result`'s per-class AP."""
+        return self.class_names or list(range(self.num_classes))
+
     def update(self, detections, ground_truth) -> None:
         """Adds one batch.
 
@@ -196,14 +332,38 @@ class VOCEvaluator:
             ValueError: malformed or mismatched batches (see `split_batch`).
         """
         for dets, gt in split_batch(detections, ground_truth, self.num_classes):
-            order, tp, fp = match_image(dets, gt, self.iou_threshold)
-            counted = tp | fp
-            self._scores.append(dets.scores[order][counted])
-            self._classes.append(dets.classes[order][counted])
-            self._tp.append(tp[counted])
-            positives = gt.labels[~(gt.difficult | gt.is_crowd)]
-            self._num_positives += np.bincount(positives, minlength=self.num_classes)
-            self.num_images += 1
+            self._add_image(dets, gt, match_image(dets, gt, self.iou_threshold))
+
+    def _add_image(self, dets: ImageDetections, gt: ImageGroundTruth, match: ImageMatch) -> None:
+        """Keeps what the ranking needs of one matched image (subclasses keep more)."""
+        counted = match.tp | match.fp
+        self._scores.append(dets.scores[match.order][counted])
+        self._classes.append(dets.classes[match.order][counted])
+        self._tp.append(match.tp[counted])
+        positives = gt.labels[~(gt.difficult | gt.is_crowd)]
+        self._num_positives += np.bincount(positives, minlength=self.num_classes)
+        self.num_images += 1
+
+    def curves(self) -> list[PrecisionRecallCurve]:
+        """Each class's precision/recall curve over everything added since the last `reset`.
+
+        Returns:
+            `num_classes` `PrecisionRecallCurve`s, indexed by class; `result`
+            takes each class's AP from its curve.
+        """
+        scores = np.concatenate(self._scores + [np.zeros(0)])
+        # One dataset-wide ranking; ties keep feed order, as MATLAB's stable sort does.
+        ranked = np.argsort(-scores, kind="stable")
+        classes = np.concatenate(self._classes + [np.zeros(0, np.int64)])[ranked]
+        tp = np.concatenate(self._tp + [np.zeros(0, bool)])[ranked]
+        scores = scores[ranked]
+        curves = []
+        for c, num_positives in enumerate(self._num_positives):
+            tp_cum = np.cumsum(tp[classes == c])
+            recall = tp_cum / num_positives if num_positives else np.full(tp_cum.size, np.nan)
+            precision = tp_cum / np.arange(1, tp_cum.size + 1)
+            curves.append(PrecisionRecallCurve(scores[classes == c], recall, precision, int(num_positives)))
+        return curves
 
     def result(self) -> dict[str, object]:
         """Per-class AP and mAP over everything added since the last `reset`.
@@ -213,20 +373,9 @@ class VOCEvaluator:
             a non-difficult ground-truth box have AP NaN and are left out of the
             mAP (the devkit would divide by zero); mAP is NaN if every class is.
         """
-        scores = np.concatenate(self._scores + [np.zeros(0)])
-        # One dataset-wide ranking; ties keep feed order, as MATLAB's stable sort does.
-        ranked = np.argsort(-scores, kind="stable")
-        classes = np.concatenate(self._classes + [np.zeros(0, np.int64)])[ranked]
-        tp = np.concatenate(self._tp + [np.zeros(0, bool)])[ranked]
-        per_class = np.full(self.num_classes, np.nan)
-        for c in np.flatnonzero(self._num_positives):
-            tp_cum = np.cumsum(tp[classes == c])
-            recall = tp_cum / self._num_positives[c]
-            precision = tp_cum / np.arange(1, tp_cum.size + 1)
-            per_class[c] = average_precision(recall, precision, self.metric)
-        names = self.class_names or list(range(self.num_classes))
+        per_class = np.array([curve.average_precision(self.metric) for curve in self.curves()])
         valid = per_class[~np.isnan(per_class)]
         return {
             "mAP": float(np.mean(valid)) if valid.size else float("nan"),
-            "per_class_ap": {name: float(ap) for name, ap in zip(names, per_class)},
+            "per_class_ap": {name: float(ap) for name, ap in zip(self.names, per_class)},
         }

@@ -21,9 +21,10 @@ def test_evaluate_cli_loads_a_training_checkpoint_and_writes_json(tmp_path, tiny
     path = tmp_path / "model.keras"
     model.save(path)
     output = tmp_path / "result.json"
+    report = tmp_path / "report"
     result = subprocess.run(
         [sys.executable, "-m", "training.evaluate", "--model", str(path), "--metric", "voc12",
-         "--output", str(output)],
+         "--output", str(output), "--report", str(report)],
         cwd=ROOT,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
         capture_output=True,
@@ -35,6 +36,13 @@ def test_evaluate_cli_loads_a_training_checkpoint_and_writes_json(tmp_path, tiny
     metrics = json.loads(output.read_text())
     assert 0.0 <= metrics["mAP"] < 0.05  # an untrained model finds almost nothing
     assert set(metrics["per_class_ap"]) == {"circle", "square", "triangle"}
+    # The report from the same pass: no training run beside the model, so no training curves.
+    assert f"Wrote the report {report / 'report.html'} in " in result.stdout
+    assert {p.name for p in report.iterdir()} == {
+        "report.html", "pr_curves.png", "f1_curves.png", "confusion_matrix.png", "confusion_matrix_normalized.png",
+        "coverage.png", "predictions.png",
+    }
+    assert f"mAP <b>{metrics['mAP']:.4f}</b>" in (report / "report.html").read_text()
 
 
 DEMO = os.path.join(ROOT, "saved_models")
@@ -69,3 +77,13 @@ def test_missing_model_and_unbatchable_pipeline_are_clear_errors():
         evaluate.evaluate("no/such.tflite", "shapes")
     with pytest.raises(ValueError, match="batch_size must be 1, got 4"):
         keras_ssd.data.eval_pipeline(keras_ssd.data.load("shapes", "validation"), None, 4)
+
+
+@pytest.mark.parametrize("name, preset", [("ssd_tiny.tflite", None), ("ssd_tiny", "ssd_tiny")])
+def test_report_of_an_exported_model_has_coverage_only_with_a_preset(tmp_path, name, preset):
+    report = tmp_path / "report"
+    result = evaluate.evaluate(os.path.join(DEMO, name), "shapes", examples=6, report=str(report), preset=preset)
+    pictures = {p.name for p in report.iterdir()}
+    assert "report.html" in pictures and "pr_curves.png" in pictures and "training_curves.png" not in pictures
+    assert ("coverage.png" in pictures) == (preset is not None)
+    assert f"mAP <b>{result['mAP']:.4f}</b>" in (report / "report.html").read_text()

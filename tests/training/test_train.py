@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -102,8 +103,21 @@ def test_short_main_job_learns(tmp_path):
     best = keras.models.load_model(tmp_path / "best.keras")
     assert best.class_names == ["circle", "square", "triangle"]
     with open(tmp_path / "log.csv") as f:
-        minutes = [float(row["minutes"]) for row in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    minutes = [float(row["minutes"]) for row in rows]
     assert len(minutes) == 10 and minutes == sorted(minutes) and 0 < minutes[-1] <= saved["minutes"]
+    rates = [float(row["learning_rate"]) for row in rows]  # the cosine decay after the warm-up
+    assert rates[1] > rates[5] > rates[-1] >= 0
+    # The report, written after fit; what it took is printed.
+    report = tmp_path / "report"
+    names = {"training_curves", "pr_curves", "f1_curves", "confusion_matrix", "confusion_matrix_normalized",
+             "coverage", "predictions"}
+    assert {p.name for p in report.iterdir()} == {"report.html", *(f"{name}.png" for name in names)}
+    match = re.search(r"Wrote the report (\S+) in ([0-9.]+) s", result.stdout)
+    assert match and match.group(1) == str(report / "report.html"), result.stdout[-2000:]
+    assert float(match.group(2)) < 0.1 * saved["minutes"] * 60  # seconds, not minutes
+    page = (report / "report.html").read_text()
+    assert f"<b>{saved['mAP']:.4f}</b>" in page  # the report's mAP is the printed one
 
 
 def test_cache_is_on_for_generated_shapes_only_unless_told():
