@@ -37,6 +37,14 @@ class SSDLoss(keras.losses.Loss):
         return cls(neg_pos_ratio=cfg.neg_pos_ratio, **kwargs)
 
     def call(self, y_true, y_pred):
+        confidence, localisation = self.terms(y_true, y_pred)
+        return confidence + self.alpha * localisation
+
+    def terms(self, y_true, y_pred):
+        """The two terms of L, each divided by N: `(L_conf / N, L_loc / N)`, float32 scalars.
+
+        `call` returns `L_conf / N + alpha * L_loc / N`. Shapes as for the class.
+        """
         y_true = tf.cast(y_true, tf.float32)
         y_pred = tf.cast(y_pred, tf.float32)
         labels = tf.cast(tf.round(y_true[..., 4]), tf.int32)
@@ -62,9 +70,46 @@ class SSDLoss(keras.losses.Loss):
         smooth_l1 = tf.where(difference < 1.0, 0.5 * tf.square(difference), difference - 0.5)
         loc_loss = tf.reduce_sum(tf.reduce_sum(smooth_l1, -1) * tf.cast(positive, tf.float32))
 
-        return (conf_loss + self.alpha * loc_loss) / tf.maximum(tf.reduce_sum(num_positive), 1.0)
+        num_positives = tf.maximum(tf.reduce_sum(num_positive), 1.0)
+        return conf_loss / num_positives, loc_loss / num_positives
 
     def get_config(self):
         config = super().get_config()
         config.update(neg_pos_ratio=self.neg_pos_ratio, alpha=self.alpha)
+        return config
+
+
+SSD_LOSS_TERMS = {"confidence": "conf_loss", "localisation": "loc_loss"}
+
+
+@keras.saving.register_keras_serializable(package="keras_ssd")
+class SSDLossTerm(keras.metrics.Mean):
+    """The running mean of one term of `SSDLoss` over an epoch, for the logs.
+
+    `"confidence"` logs L_conf / N as `conf_loss`, `"localisation"` L_loc / N as
+    `loc_loss` (unweighted by `alpha`); the batch's N as in `SSDLoss`. Each
+    update computes the loss terms again on the same batch (a few sorts over
+    `[B, N]`, small beside the network's step).
+
+    Args:
+        term: `"confidence"` or `"localisation"`.
+        neg_pos_ratio: the loss's hard negatives per positive.
+        name: the log key (default `conf_loss` / `loc_loss`).
+    """
+
+    def __init__(self, term="confidence", neg_pos_ratio=3.0, name=None, **kwargs):
+        if term not in SSD_LOSS_TERMS:
+            raise ValueError(f"Unknown SSD loss term {term!r}; expected one of {sorted(SSD_LOSS_TERMS)}")
+        super().__init__(name=name or SSD_LOSS_TERMS[term], **kwargs)
+        self.term = term
+        self.neg_pos_ratio = neg_pos_ratio
+        self._loss = SSDLoss(neg_pos_ratio=neg_pos_ratio)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        confidence, localisation = self._loss.terms(y_true, y_pred)
+        return super().update_state(confidence if self.term == "confidence" else localisation)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(term=self.term, neg_pos_ratio=self.neg_pos_ratio)
         return config

@@ -19,7 +19,7 @@ import dataclasses
 from typing import Union
 
 from keras_ssd.data.augment import AugmentOptions
-from keras_ssd.losses import SSDLoss
+from keras_ssd.losses import SSD_LOSS_TERMS, SSDLoss, SSDLossTerm
 from keras_ssd.model import ssd_config_of
 from keras_ssd.optimizers import OPTIMIZERS, REFERENCE_BATCH_SIZE
 
@@ -216,7 +216,8 @@ def compile_for_training(model, recipe: Recipe, steps_per_epoch: int):
     """Compiles an `SSD` model with the recipe's optimiser and the config's loss.
 
     Call it inside the distribution strategy's scope when there is one. The
-    loss is `SSDLoss.from_ssd_config(model.ssd_config)`; the optimiser's
+    loss is `SSDLoss.from_ssd_config(model.ssd_config)`, and its two terms are
+    logged as metrics (`conf_loss`, `loc_loss`: `SSDLossTerm`); the optimiser's
     schedule spans `recipe.epochs * steps_per_epoch` steps. The optimiser is built
     (its slot variables made) here, so the first training step traces once.
 
@@ -245,7 +246,10 @@ def compile_for_training(model, recipe: Recipe, steps_per_epoch: int):
         weight_decay=recipe.weight_decay,
         clip_norm=recipe.clip_norm or None,
     )
-    model.compile(optimizer=optimizer, loss=SSDLoss.from_ssd_config(cfg), jit_compile=recipe.jit_compile)
+    # The loss's two terms are logged too (conf_loss, loc_loss), for the run's report.
+    terms = [SSDLossTerm(term, cfg.neg_pos_ratio) for term in SSD_LOSS_TERMS]
+    model.compile(optimizer=optimizer, loss=SSDLoss.from_ssd_config(cfg), metrics=terms,
+                  jit_compile=recipe.jit_compile)
     # The slots now, not inside the first step: a step that creates variables is
     # traced twice (7 of ssd_tiny's 15 s of first-step tracing).
     model.optimizer.build(model.trainable_variables)  # the loss-scale wrapper too, if any

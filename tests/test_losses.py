@@ -103,3 +103,37 @@ def test_loss_from_config_takes_its_neg_pos_ratio():
     y_pred = np.zeros([1, 4, 4 + 2], np.float32)
     y_pred[0, 1:, 5] = [1.0, 2.0, 3.0]  # negatives' logit for the object class
     assert float(loss(y_true, y_pred)) < float(SSDLoss()(y_true, y_pred))
+
+
+def test_terms_are_the_hand_computed_parts_and_add_up_to_the_loss():
+    y_true, y_pred = _case()
+    confidence, localisation = SSDLoss().terms(y_true, y_pred)
+    assert float(localisation) == pytest.approx(1.63, rel=1e-5)
+    assert float(confidence) == pytest.approx(_expected_single_image() - 1.63, rel=1e-5)
+    weighted = SSDLoss(alpha=0.5)
+    assert float(weighted(y_true, y_pred)) == pytest.approx(float(confidence) + 0.5 * 1.63, rel=1e-6)
+
+
+def test_loss_terms_are_logged_by_fit_and_saved_with_the_model(tiny_cfg, tmp_path):
+    from keras_ssd import recipes
+    from keras_ssd.losses import SSDLossTerm
+
+    for term, value in (("confidence", _expected_single_image() - 1.63), ("localisation", 1.63)):
+        metric = SSDLossTerm(term)
+        metric.update_state(*_case())
+        assert float(metric.result()) == pytest.approx(value, rel=1e-5)
+        assert SSDLossTerm.from_config(metric.get_config()).term == term
+    with pytest.raises(ValueError, match=r"Unknown SSD loss term 'conf'; expected one of \['confidence', 'localisation'\]"):
+        SSDLossTerm("conf")
+
+    encoder = keras_ssd.TargetEncoder(tiny_cfg)
+    y_true = np.stack([encoder([[0.25, 0.1875, 0.75, 0.625]], [1])] * 2)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 160, 160, 3)).astype(np.float32)
+    model = keras_ssd.build_ssd(tiny_cfg)
+    recipes.compile_for_training(model, recipes.TINY.replace(epochs=1, batch_size=2), 1)
+    logs = model.fit(images, y_true, batch_size=2, epochs=1, verbose=0).history
+    assert logs["loss"][0] == pytest.approx(logs["conf_loss"][0] + logs["loc_loss"][0], rel=1e-5)
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.models.load_model(tmp_path / "model.keras")
+    again = reloaded.evaluate(images, y_true, verbose=0, return_dict=True)
+    assert set(again) == {"loss", "conf_loss", "loc_loss"}

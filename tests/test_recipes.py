@@ -78,9 +78,10 @@ def test_compile_for_training_builds_the_optimizer_so_the_first_step_traces_once
     images = np.zeros((2, cfg.image_size, cfg.image_size, 3), np.float32)
     y_true = np.zeros((2, cfg.num_boxes, 5), np.float32)
     y_true[:, 0, 4] = 1
-    first = model.train_on_batch(images, y_true)
+    first = model.train_on_batch(images, y_true, return_dict=True)
     model.train_on_batch(images, y_true)
-    assert np.isfinite(first) and len(traces) == 1
+    assert set(first) == {"loss", "conf_loss", "loc_loss"}  # the loss's terms are logged too
+    assert np.isfinite(list(first.values())).all() and len(traces) == 1
 
 
 def test_neg_pos_ratio_of_the_config_changes_the_loss():

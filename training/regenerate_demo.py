@@ -14,7 +14,11 @@ Trains the default main job (`python -m training.train --output <run>`) unless
 * `ssd_tiny.tflite` and `ssd_tiny_int8.tflite` (calibrated on 100 `shapes`
   training images), each with metadata and a `.labels.txt`;
 * `ssd_tiny.onnx`: for ONNX Runtime, post-processing inside (it shares
-  `ssd_tiny.labels.txt` with `ssd_tiny.tflite`).
+  `ssd_tiny.labels.txt` with `ssd_tiny.tflite`);
+* `report/`: the demo model's detection report on the `shapes` validation split
+  (`report.html`, its PNGs and `ssd_tiny.voc07.json`), what
+  `python -m training.evaluate --model saved_models/ssd_tiny.keras --report
+  saved_models/report --output saved_models/report/ssd_tiny.voc07.json` writes.
 
 All of them come from the one model, and the tests check them against each other.
 """
@@ -30,6 +34,7 @@ import sys
 
 from keras_ssd.model import load_ssd
 from training import cli, options, train
+from training import evaluate as evaluate_cli
 from training import export as export_cli
 from training.options import Option
 
@@ -83,7 +88,14 @@ def main(argv=None):
         "--quantize", "none", "int8", "--calibration-dataset", "shapes", "--output", args.output,
         "--version", "1", "--overwrite",
     ])
-    return status
+    if status:
+        return status
+    report = os.path.join(args.output, "report")
+    shutil.rmtree(report, ignore_errors=True)
+    return evaluate_cli.main([
+        "--model", os.path.join(args.output, f"{NAME}.keras"), "--report", report,
+        "--output", os.path.join(report, f"{NAME}.voc07.json"),
+    ])
 
 
 if __name__ == "__main__":

@@ -130,6 +130,7 @@ def detection_report(
     cfg=None,
     output_dir=None,
     run_dir=None,
+    history=None,
     metric: str = "voc07",
     score_threshold: float = DEFAULT_SCORE_THRESHOLD,
     data_source: str | None = None,
@@ -164,6 +165,8 @@ def detection_report(
             write nothing).
         run_dir: a `training.train` run folder whose `log.csv` and
             `metrics.json` (recipe, wall time) the report shows (None: none).
+        history: without a run folder's `log.csv`, the per-epoch logs to draw
+            instead: `model.fit(...).history`, `{name: [value per epoch]}`.
         metric: `"voc07"` or `"voc12"`, the AP's interpolation.
         score_threshold: detections below it are left out of the confusion
             matrix and the image grid.
@@ -191,6 +194,9 @@ def detection_report(
     curves = analysis.curves()
     figure_set = {}
     log = read_run_log(run_dir) if run_dir else {}
+    if not log and history:
+        log = {name: np.asarray(values, np.float64) for name, values in history.items()}
+        log["epoch"] = np.arange(len(next(iter(log.values()))), dtype=np.float64)
     if log:
         figure_set["training_curves"] = figures.training_curves(log)
     figure_set["pr_curves"] = figures.precision_recall_curves(curves, names, metric)

@@ -127,3 +127,13 @@ def test_run_log_reads_empty_cells_as_nan(run_dir, tmp_path):
     assert log["loss"].tolist() == [30.5, 20.25, 15.0] and log["learning_rate"][-1] == 0.0
     assert np.isnan(log["val_mAP"][1])
     assert read_run_log(str(tmp_path / "nowhere")) == {}
+
+
+def test_fit_history_draws_the_loss_terms_without_a_run_folder(tiny_cfg):
+    batches = list(keras_ssd.data.eval_pipeline(keras_ssd.data.load("shapes", "validation").take(4), tiny_cfg, 4)
+                   .as_numpy_iterator())
+    history = {"loss": [9.0, 6.0, 5.0], "conf_loss": [7.0, 5.0, 4.5], "loc_loss": [2.0, 1.0, 0.5]}
+    report = detection_report(_fake_detector(batches, seed=2), batches, class_names=NAMES, history=history)
+    (loss_axes, *_) = report.figures["training_curves"].axes
+    drawn = {line.get_label(): (line.get_xdata().tolist(), line.get_ydata().tolist()) for line in loss_axes.lines}
+    assert drawn == {name: ([1, 2, 3], values) for name, values in history.items()}

@@ -74,3 +74,21 @@ def test_demo_model_map_and_its_exports(demo_model, validation, tmp_path, capsys
     assert maps["float32 (shipped)"] - maps["int8 (shipped)"] <= 0.02
     assert maps["float32 (shipped)"] - maps["int8 (exported now)"] <= 0.02
     assert np.isfinite(list(maps.values())).all()
+
+
+def test_shipped_report_is_the_demo_models_and_opens_offline():
+    folder = os.path.join(DEMO, "report")
+    with open(os.path.join(DEMO, "ssd_tiny.json")) as f:
+        recorded = json.load(f)
+    with open(os.path.join(folder, "ssd_tiny.voc07.json")) as f:
+        evaluated = json.load(f)
+    assert evaluated["mAP"] == pytest.approx(recorded["mAP"], abs=1e-9)
+    with open(os.path.join(folder, "report.html"), encoding="utf-8") as f:
+        page = f.read()
+    for name, ap in recorded["per_class_ap"].items():
+        assert f"<td>{name}</td><td>{ap:.4f}</td>" in page
+    assert "http://" not in page and "https://" not in page
+    pictures = sorted(name for name in os.listdir(folder) if name.endswith(".png"))
+    assert pictures == ["confusion_matrix.png", "confusion_matrix_normalized.png", "coverage.png",
+                        "f1_curves.png", "pr_curves.png", "predictions.png"]
+    assert page.count('src="data:image/png;base64,') == len(pictures)
