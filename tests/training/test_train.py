@@ -108,14 +108,16 @@ def test_short_main_job_learns(tmp_path):
     assert len(minutes) == 10 and minutes == sorted(minutes) and 0 < minutes[-1] <= saved["minutes"]
     rates = [float(row["learning_rate"]) for row in rows]  # the cosine decay after the warm-up
     assert rates[1] > rates[5] > rates[-1] >= 0
-    # The report, written after fit; what it took is printed.
+    for row in rows:  # the loss's two terms, logged beside it
+        assert float(row["loss"]) == pytest.approx(float(row["conf_loss"]) + float(row["loc_loss"]), rel=1e-4)
+    # The report, written after fit; what it took is printed (its share of a run is a
+    # figure for NOTES, not an assertion).
     report = tmp_path / "report"
     names = {"training_curves", "pr_curves", "f1_curves", "confusion_matrix", "confusion_matrix_normalized",
              "coverage", "predictions"}
     assert {p.name for p in report.iterdir()} == {"report.html", *(f"{name}.png" for name in names)}
     match = re.search(r"Wrote the report (\S+) in ([0-9.]+) s", result.stdout)
     assert match and match.group(1) == str(report / "report.html"), result.stdout[-2000:]
-    assert float(match.group(2)) < 0.1 * saved["minutes"] * 60  # seconds, not minutes
     page = (report / "report.html").read_text()
     assert f"<b>{saved['mAP']:.4f}</b>" in page  # the report's mAP is the printed one
 
