@@ -209,9 +209,14 @@ class SSDConfig:
         return tuple(2 + 2 * len(r) for r in self.aspect_ratios)
 
     @property
+    def boxes_per_source_map(self) -> Tuple[int, ...]:
+        """Default boxes of each source map (side^2 x boxes per location), in `default_boxes` order."""
+        return tuple(f * f * k for f, k in zip(self.feature_map_sizes, self.boxes_per_location))
+
+    @property
     def num_boxes(self) -> int:
         """Total number of default boxes N."""
-        return sum(f * f * k for f, k in zip(self.feature_map_sizes, self.boxes_per_location))
+        return sum(self.boxes_per_source_map)
 
     def source_map_sizes(self, image_size: int) -> Tuple[int, ...]:
         """Side of each source map this network gives at `image_size` px.

@@ -104,7 +104,7 @@ class Coverage(NamedTuple):
 
 def source_of_boxes(cfg) -> np.ndarray:
     """int64 `[N]`: the source map of each default box of `cfg`, in `default_boxes` order."""
-    counts = [f * f * k for f, k in zip(cfg.feature_map_sizes, cfg.boxes_per_location)]
+    counts = cfg.boxes_per_source_map
     return np.repeat(np.arange(len(counts)), counts)
 
 

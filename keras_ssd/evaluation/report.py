@@ -263,10 +263,9 @@ def _facts(info: dict) -> str:
     return f'<table class="facts">{rows}</table>'
 
 
-def _class_section(analysis, coverage, gt_labels) -> list[str]:
+def _class_section(summaries, coverage, gt_labels) -> list[str]:
     header = ["class", "AP", "precision", "recall", "F1", "threshold", "ground truth"]
-    rows = [[s.name, s.ap, s.precision, s.recall, s.f1, s.threshold, s.num_positives]
-            for s in analysis.class_summaries()]
+    rows = [[s.name, s.ap, s.precision, s.recall, s.f1, s.threshold, s.num_positives] for s in summaries]
     note = "AP as the evaluator prints it; precision, recall and F1 at each class's best-F1 score threshold"
     if coverage is not None:
         header.append("below default-box threshold")
@@ -307,7 +306,8 @@ def _write(output_dir, figure_set, analysis, matrix, coverage, gt_labels, info) 
                 f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
     result = analysis.result()
-    rated = [s for s in analysis.class_summaries() if not math.isnan(s.ap)]
+    summaries = analysis.class_summaries()
+    rated = [s for s in summaries if not math.isnan(s.ap)]
     weakest = min(rated, key=lambda s: s.ap) if rated else None
     summary = (f"{info['model'] or 'The model'} on {info['data source'] or 'the data'}: {info['images']} images, "
                f"{info['metric']} mAP ")
@@ -320,7 +320,7 @@ def _write(output_dir, figure_set, analysis, matrix, coverage, gt_labels, info) 
         f"<p>{html.escape(summary)}<b>{_text(result['mAP'])}</b>"
         + (f"; weakest class {_text(weakest.name)} (AP {_text(weakest.ap)})" if weakest else "") + "</p>",
         image("training_curves", "loss, validation mAP and learning rate per epoch (log.csv)"),
-        *_class_section(analysis, coverage, gt_labels),
+        *_class_section(summaries, coverage, gt_labels),
         image("pr_curves", "precision-recall per class: the bold curve is the interpolation whose area is the AP"),
         image("f1_curves", "F1 against the score threshold"),
         "<h2>Confusion</h2>",
