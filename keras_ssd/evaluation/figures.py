@@ -2,8 +2,10 @@
 
 Every builder returns a `matplotlib.figure.Figure` on Matplotlib's Agg canvas,
 made without `pyplot`: no global figure registry and no GUI backend, so it works
-in scripts, servers and notebooks alike (`fig.savefig(...)`, or `display(fig)`
-in Jupyter). Boxes are normalised `[ymin, xmin, ymax, xmax]`.
+in scripts, servers and notebooks alike (`fig.savefig(...)`; the quickstart
+notebook shows them by saving to JPEG bytes: with the inline backend set to JPEG,
+`display(fig)` of such a figure showed only its text form). Boxes are
+normalised `[ymin, xmin, ymax, xmax]`.
 """
 
 import matplotlib
