@@ -8,8 +8,10 @@ Prints a markdown table of images/s, SSD300 at 20 classes, batch 1 and 8:
 
 * keras_ssd inference with post-processing (`build_detector`: decode, softmax,
   per-class top-k, NMS) through `predict_on_batch`, a `tf.function`, a
-  `tf.function` whose network part is XLA-compiled, the exported SavedModel
-  (`serving_default`, uint8 images), `.tflite` files (float32,
+  `tf.function` whose network part is XLA-compiled, a `tf.function` in this
+  machine's automatic precision when that is not float32 (`mixed_bfloat16` on
+  CPUs with AVX512_BF16 or AMX: `keras_ssd.precision`), the exported SavedModel
+  (`serving_default`, uint8 images; and its bf16 variant on such CPUs), `.tflite` files (float32,
   dynamic-range, int8) run by `ai_edge_litert` on all cores (batch 1 only in
   TFLite: batch 8 is 8 invocations), and the `.onnx` file run by ONNX Runtime
   (CPU execution provider, all cores) when the `onnx` extra is installed;
@@ -19,11 +21,14 @@ Prints a markdown table of images/s, SSD300 at 20 classes, batch 1 and 8:
   inference is `1 - t_network / t_detector` on the same batch;
 * the training step at batch 8 (`train_on_batch`, i.e. `model.fit`'s step),
   compiled by `keras_ssd.recipes.compile_for_training` with the preset's
-  recipe (what `python -m training.train` uses: for SSD300 the paper's SGD),
-  as the recipe sets XLA and with XLA forced on;
+  recipe in the precision and XLA setting `python -m training.train` takes on
+  this machine (`keras_ssd.recipes.machine_settings`; for SSD300 the paper's
+  SGD), and in float32 (with the XLA setting the other way where float32 is
+  the machine's choice);
 * the input pipeline (`keras_ssd.data.train_pipeline`, augment + encode);
-* achieved GFLOP/s against this machine's fp32 peak, measured in the same run
-  (`peak.py`: the best large SGEMM of numpy/OpenBLAS, TensorFlow and XNNPack),
+* achieved GFLOP/s against this machine's peak for the row's precision,
+  measured in the same run (`peak.py`: fp32, the best large SGEMM of
+  numpy/OpenBLAS, TensorFlow and XNNPack; bf16, TensorFlow's bf16 matmul),
   counting 2 FLOPs per conv multiply-accumulate (`keras_ssd.model_stats.count_macs`)
   and 3x the forward FLOPs for a training step.
 
@@ -37,6 +42,10 @@ both sides (torchvision's defaults and `torchvision_ssd300_config`'s). Its
 training step is `sum(model(images, targets).values()).backward()` + SGD
 (momentum 0.9), which also matches anchors to boxes (keras_ssd does that in
 tf.data). Torch gets as many threads as TensorFlow (`torch.set_num_threads`).
+torchvision runs in float32 and `channels_last`, and on CPUs with bf16
+instructions also under `torch.autocast("cpu", torch.bfloat16)` with each memory
+format; the table compares against its fastest variant per row (torchvision at
+its best on this machine), and a second table lists every variant.
 
 Every case is warmed up, then sampled once per round, the cases in turn
 (rotated each round), and the median of the rounds is reported; frameworks
@@ -46,9 +55,9 @@ load average (`os.getloadavg()`) before and after are printed with the table.
 """
 
 import argparse
+import contextlib
 import datetime
 import os
-import platform
 import sys
 import tempfile
 
@@ -66,12 +75,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 from peak import describe as describe_peak
-from peak import measure_peak
+from peak import measure_peak, tensorflow_bf16_gemm
 from pipeline import pipeline_throughput
 from timing import interleaved_seconds, load_average
 
 import keras_ssd
-from keras_ssd import export, recipes
+from keras_ssd import cpu, export, precision, recipes
 from keras_ssd.model_stats import count_macs
 
 # (score threshold, top-k per class, NMS IoU, detections per image): both sides.
@@ -139,9 +148,11 @@ def keras_inference_cases(model, detector, images, args):
         "network": lambda: network(floats).numpy(),
         "decoder": lambda: decode(y_pred)["num_detections"].numpy(),
     }
-    if args.saved_model is not None:
-        uint8 = tf.constant(images)
-        cases["SavedModel"] = lambda: args.saved_model(images=uint8)["num_detections"].numpy()
+    if args.policy_detector is not None:
+        cases[f"tf.function {args.policy}"] = lambda: args.policy_detector(floats)["num_detections"].numpy()
+    uint8 = tf.constant(images)
+    for name, signature in args.saved_models.items():
+        cases[name] = lambda signature=signature: signature(images=uint8)["num_detections"].numpy()
     for name, runner in args.exported.items():
         cases[name] = lambda runner=runner: runner(images)["num_detections"]
     return cases
@@ -173,9 +184,9 @@ def tflite_detectors(model, images, tmp, quick, threads):
 
 
 def keras_train_step(model, images, recipe):
-    """`model.fit`'s step on a copy of `model` compiled with `recipe`: one call = one batch."""
+    """`model.fit`'s step on a copy of `model` in `recipe.precision`, compiled with `recipe`: one call = one batch."""
     cfg = model.ssd_config
-    copy = twin(model)
+    copy = precision.with_precision(twin(model), recipe.precision)
     recipes.compile_for_training(copy, recipe, steps_per_epoch=1000)
     encoder = keras_ssd.TargetEncoder(cfg)
     y_true = encoder(tf.constant(TRAIN_BOXES), tf.constant(TRAIN_LABELS)).numpy()
@@ -187,14 +198,39 @@ def keras_train_step(model, images, recipe):
 # --- torchvision -------------------------------------------------------------------
 
 
-def torch_inference_cases(torch, torch_model, images):
-    """torchvision's `model(images)` (transform + network + postprocess) and network alone."""
+def torch_variants(torch, bf16_cpu):
+    """name -> (autocast dtype or None, channels_last): torchvision's ways to run on this CPU."""
+    variants = {"fp32": (None, False), "fp32 channels_last": (None, True)}
+    if bf16_cpu:
+        variants.update({"bf16 autocast": (torch.bfloat16, False), "bf16 autocast channels_last": (torch.bfloat16, True)})
+    return variants
+
+
+def _torch_context(torch, dtype):
+    """`torch.autocast` to `dtype` on the CPU, or nothing for float32."""
+    return torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def _torch_in_format(torch, torch_model, channels_last):
+    import copy
+
+    model = copy.deepcopy(torch_model)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def torch_inference_cases(torch, torch_model, images, variants):
+    """torchvision's `model(images)` (transform + network + postprocess) per variant, and its fp32 network alone."""
     tensors = list(torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0))
 
-    def detect():
-        with torch.inference_mode():
-            detections = torch_model(tensors)
-        return [d["boxes"].shape for d in detections]
+    def detector(dtype, channels_last):
+        model = _torch_in_format(torch, torch_model, channels_last)
+
+        def detect():
+            with torch.inference_mode(), _torch_context(torch, dtype):
+                detections = model(tensors)
+            return [d["boxes"].shape for d in detections]
+
+        return detect
 
     def network():
         with torch.inference_mode():
@@ -202,14 +238,13 @@ def torch_inference_cases(torch, torch_model, images):
             features = list(torch_model.backbone(transformed.tensors).values())
             return torch_model.head(features)["cls_logits"].shape
 
-    return {"torch": detect, "torch network": network}
+    cases = {f"torch {name}": detector(*variant) for name, variant in variants.items()}
+    return {**cases, "torch network": network}
 
 
-def torch_train_step(torch, torch_model, images):
-    """torchvision's training step on a copy of `torch_model`: loss, backward, SGD step."""
-    import copy
-
-    model = copy.deepcopy(torch_model).train()
+def torch_train_step(torch, torch_model, images, dtype=None, channels_last=False):
+    """torchvision's training step on a copy of `torch_model` (autocast to `dtype`): loss, backward, SGD step."""
+    model = _torch_in_format(torch, torch_model, channels_last).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     size = images.shape[1]
     xyxy = torch.from_numpy(TRAIN_BOXES[:, [1, 0, 3, 2]] * size)
@@ -221,7 +256,8 @@ def torch_train_step(torch, torch_model, images):
 
     def step():
         optimizer.zero_grad()
-        loss = sum(model(tensors, targets).values())
+        with _torch_context(torch, dtype):
+            loss = sum(model(tensors, targets).values())
         loss.backward()
         optimizer.step()
         return float(loss.detach())
@@ -236,24 +272,25 @@ def fmt(value, digits=2):
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def row(what, batch, keras_rate, torch_rate=None, gflop=None, peak=None, cpu_ratio=None):
-    """A table row; `cpu_ratio` is torch's CPU seconds per image over keras_ssd's."""
+def row(what, batch, keras_rate, torch_rate=None, gflop=None, peaks=(None, None), cpu_ratio=None):
+    """A table row; `peaks` the (keras_ssd, torch) peaks for their precision; `cpu_ratio` is torch's CPU
+    seconds per image over keras_ssd's."""
     ratio = None if keras_rate is None or torch_rate is None else keras_rate / torch_rate
 
-    def achieved(rate):
-        if gflop is None or rate is None:
+    def achieved(rate, peak):
+        if gflop is None or rate is None or peak is None:
             return "—"
         return f"{rate * gflop:.0f} ({100 * rate * gflop / peak:.0f}%)"
 
     return (f"| {what} | {batch} | {fmt(keras_rate)} | {fmt(torch_rate)} | {fmt(ratio)} | {fmt(cpu_ratio)} "
-            f"| {achieved(keras_rate)} | {achieved(torch_rate)} |")
+            f"| {achieved(keras_rate, peaks[0])} | {achieved(torch_rate, peaks[1])} |")
 
 
-def latency_table(rows, calls, batch):
-    """Markdown lines: median and p90 ms of single calls at `batch`, keras_ssd's paths and torch's."""
+def latency_table(rows, calls, batch, torch_name):
+    """Markdown lines: median and p90 ms of single calls at `batch`, keras_ssd's paths and torch's fastest."""
     lines = ["", f"Latency at batch {batch}, single calls (ms):", "",
              "| what | median ms | p90 ms |", "|---|---|---|"]
-    for what, name in rows + [("torchvision `model(images)`", "torch")]:
+    for what, name in rows + [(f"torchvision `model(images)`, {torch_name.removeprefix('torch ')}", torch_name)]:
         durations = calls.get((name, batch))
         if durations:
             ms = 1000 * np.asarray(durations)
@@ -299,18 +336,38 @@ def main():
     else:
         peak, by_engine = measure_peak(runtime_threads, seconds=0.5 if quick else 3.0, log=log)
         peak_line = describe_peak(peak, by_engine, runtime_threads)
+    # The machine's own precision (keras_ssd.precision): bf16 rows and the bf16 peak only where it is bf16.
+    policy_choice = precision.resolve_precision("auto")
+    policy = policy_choice.value
+    bf16_cpu = policy == "mixed_bfloat16"
+    peaks = {"float32": peak, policy: peak}
+    if bf16_cpu:
+        peaks[policy] = tensorflow_bf16_gemm(seconds=0.5 if quick else 3.0)
+        log(f"bf16 matmul peak, TensorFlow: {peaks[policy]:.1f} GFLOP/s")
+        peak_line += f"; measured bf16 peak {peaks[policy]:.1f} GFLOP/s (TensorFlow's bf16 matmul, oneDNN)"
+    variants = torch_variants(torch_side[0], bf16_cpu) if torch_side is not None else {}
+    variant_policy = {f"torch {name}": "float32" if dtype is None else policy for name, (dtype, _) in variants.items()}
 
     model, torch_model = keras_models(args, torch_side)
     cfg = model.ssd_config
     detector = keras_ssd.build_detector(model, cfg, **POSTPROCESS)
+    args.policy = policy
+    args.policy_detector = None
+    if policy != "float32":
+        fast = keras_ssd.build_detector(precision.with_precision(model, policy), cfg, **POSTPROCESS)
+        args.policy_detector = tf.function(lambda x: fast(x, training=False))
     gflop = 2 * count_macs(model) / 1e9
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (large, cfg.image_size, cfg.image_size, 3), dtype=np.uint8)
 
     with tempfile.TemporaryDirectory() as tmp:
-        log("exporting the SavedModel")
-        path = export.export_saved_model(model, tmp, name="bench", version=1, **POSTPROCESS)
-        args.saved_model = tf.saved_model.load(path).signatures["serving_default"]
+        log("exporting the SavedModel(s)")
+        args.saved_models = {}
+        for saved_precision in dict.fromkeys(("float32", policy)):
+            path = export.export_saved_model(model, tmp, name=f"bench_{precision.SHORT_NAMES[saved_precision]}",
+                                             version=1, precision=saved_precision, **POSTPROCESS)
+            name = "SavedModel" if saved_precision == "float32" else f"SavedModel {saved_precision}"
+            args.saved_models[name] = tf.saved_model.load(path).signatures["serving_default"]
         args.exported = {} if args.no_tflite else tflite_detectors(model, images, tmp, quick, runtime_threads)
         if not args.no_onnx:
             args.exported.update(onnx_detector(model, tmp, runtime_threads))
@@ -321,23 +378,28 @@ def main():
             for name, fn in keras_inference_cases(model, detector, batch_images, args).items():
                 cases[(name, batch)] = fn
             if torch_side is not None:
-                for name, fn in torch_inference_cases(torch_side[0], torch_model, batch_images).items():
+                for name, fn in torch_inference_cases(torch_side[0], torch_model, batch_images, variants).items():
                     cases[(name, batch)] = fn
         log(f"inference: {len(cases)} cases x {repeats} rounds")
-        cpu, calls = {}, {}
+        cpu_time, calls = {}, {}
         seconds = interleaved_seconds(
-            cases, repeats, warmup=warmup, min_seconds=min_seconds, log=log, cpu_seconds=cpu, call_seconds=calls
+            cases, repeats, warmup=warmup, min_seconds=min_seconds, log=log, cpu_seconds=cpu_time,
+            call_seconds=calls,
         )
         load_inference = load_average()
 
+    # The training step as `training.train` runs it on this machine, and in float32.
     recipe = recipes.for_preset(args.preset).replace(batch_size=large)
-    other_jit = recipe.jit_compile is not True  # the recipe's XLA setting against the other one
-    train_cases = {
-        "fit": keras_train_step(model, images, recipe),
-        "fit, other XLA": keras_train_step(model, images, recipe.replace(jit_compile=other_jit)),
-    }
-    if torch_side is not None:
-        train_cases["torch"] = torch_train_step(torch_side[0], torch_model, images)
+    settings = recipes.machine_settings(recipe, cfg)
+    chosen = recipe.replace(**{name: choice.value for name, choice in settings.items()})
+    if chosen.precision != "float32":
+        other = recipe.replace(precision="float32")
+        other = other.replace(jit_compile=recipes.machine_settings(other, cfg)["jit_compile"].value)
+    else:
+        other = chosen.replace(jit_compile=chosen.jit_compile is not True)
+    train_cases = {"fit": keras_train_step(model, images, chosen), "fit, other": keras_train_step(model, images, other)}
+    for name, (dtype, channels_last) in variants.items():
+        train_cases[f"torch {name}"] = torch_train_step(torch_side[0], torch_model, images, dtype, channels_last)
     log(f"training step: {len(train_cases)} cases x {train_repeats} rounds")
     train_cpu = {}
     train_seconds = interleaved_seconds(
@@ -357,59 +419,83 @@ def main():
     def train_rate(name):
         return large / train_seconds[name] if name in train_seconds else None
 
-    def cpu_ratio(name, batch, torch_name="torch"):
+    def torch_best(batch):
+        """The fastest torchvision detector variant at `batch` (case name), or None."""
+        names = [name for name in variant_policy if (name, batch) in seconds]
+        return min(names, key=lambda name: seconds[(name, batch)]) if names else None
+
+    train_best = min((n for n in train_seconds if n.startswith("torch")), key=train_seconds.get, default=None)
+
+    def cpu_ratio(name, batch, torch_name):
         """torch's CPU seconds per image / keras_ssd's (same batch), or None."""
         if batch is None:
             return train_cpu[torch_name] / train_cpu[name] if torch_name in train_cpu else None
         key, torch_key = (name, batch), (torch_name, batch)
-        return cpu[torch_key] / cpu[key] if torch_key in cpu and key in cpu else None
+        return cpu_time[torch_key] / cpu_time[key] if torch_key in cpu_time and key in cpu_time else None
+
+    def compare(what, name, batch, keras_policy="float32"):
+        best = torch_best(batch)
+        return row(what, batch, rate(name, batch), rate(best, batch), gflop,
+                   (peaks[keras_policy], peaks.get(variant_policy.get(best))), cpu_ratio(name, batch, best))
 
     lines = [
-        (f"keras_ssd vs torchvision, {cfg.name} at {cfg.num_classes} classes ({model.count_params():,} "
-        f"parameters, {gflop / 2:.1f} GMACs = {gflop:.1f} GFLOP per image), {cfg.image_size} px"),
+        (f"keras_ssd vs torchvision at its best on this machine, {cfg.name} at {cfg.num_classes} classes "
+         f"({model.count_params():,} parameters, {gflop / 2:.1f} GMACs = {gflop:.1f} GFLOP per image), "
+         f"{cfg.image_size} px"),
         "",
-        ("| what | batch | keras_ssd img/s | torchvision img/s | keras / torch | keras / torch, CPU time "
-        "| keras_ssd GFLOP/s (% of peak) | torchvision GFLOP/s (% of peak) |"),
+        ("| what | batch | keras_ssd img/s | torchvision img/s (fastest variant) | keras / torch "
+         "| keras / torch, CPU time | keras_ssd GFLOP/s (% of peak) | torchvision GFLOP/s (% of peak) |"),
         "|---|---|---|---|---|---|---|---|",
     ]
     rows = [
-        ("Keras `predict_on_batch`, detector", "predict"),
-        ("Keras `tf.function`, detector", "tf.function"),
-        ("Keras `tf.function`, XLA network + decoder", "tf.function+XLA"),
-        ("SavedModel `serving_default` (uint8)", "SavedModel"),
-        ("TFLite float32 (LiteRT)", "TFLite float32"),
-        ("TFLite dynamic-range (LiteRT)", "TFLite dynamic"),
-        ("TFLite int8 (LiteRT)", "TFLite int8"),
-        ("ONNX Runtime (CPU)", "ONNX Runtime"),
+        ("Keras `predict_on_batch`, detector", "predict", "float32"),
+        ("Keras `tf.function`, detector", "tf.function", "float32"),
+        (f"Keras `tf.function`, detector, {policy} (this machine's auto)", f"tf.function {policy}", policy),
+        ("Keras `tf.function`, XLA network + decoder", "tf.function+XLA", "float32"),
+        ("SavedModel `serving_default` (uint8)", "SavedModel", "float32"),
+        (f"SavedModel `serving_default`, {policy} variant", f"SavedModel {policy}", policy),
+        ("TFLite float32 (LiteRT)", "TFLite float32", "float32"),
+        ("TFLite dynamic-range (LiteRT)", "TFLite dynamic", "float32"),
+        ("TFLite int8 (LiteRT)", "TFLite int8", "float32"),
+        ("ONNX Runtime (CPU)", "ONNX Runtime", "float32"),
     ]
-    for what, name in rows:
+    rows = [r for r in rows if (r[1], small) in seconds]
+    for what, name, keras_policy in rows:
         for batch in (small, large):
             if (name, batch) in seconds:
-                lines.append(row(what, batch, rate(name, batch), rate("torch", batch), gflop, peak,
-                                 cpu_ratio(name, batch)))
+                lines.append(compare(what, name, batch, keras_policy))
     for batch in (small, large):
-        lines.append(row("network only, no post-processing", batch, rate("network", batch),
-                         rate("torch network", batch), gflop, peak,
+        lines.append(row("network only, no post-processing (both float32)", batch, rate("network", batch),
+                         rate("torch network", batch), gflop, (peak, peak),
                          cpu_ratio("network", batch, "torch network")))
     for batch in (small, large):
         share = 1 - seconds[("network", batch)] / seconds[("tf.function", batch)]
         alone = seconds[("decoder", batch)] / seconds[("tf.function", batch)]
         torch_share = "—"
-        if ("torch", batch) in seconds:
-            torch_share = f"{100 * (1 - seconds[('torch network', batch)] / seconds[('torch', batch)]):.1f}%"
+        if ("torch fp32", batch) in seconds:
+            torch_share = f"{100 * (1 - seconds[('torch network', batch)] / seconds[('torch fp32', batch)]):.1f}%"
         lines.append(
             f"| decode + NMS share of inference: 1 - network/detector (decoder alone) | {batch} | "
             f"{100 * share:.1f}% ({100 * alone:.1f}%, {1000 * seconds[('decoder', batch)]:.0f} ms) | "
             f"{torch_share} | — | — | — | — |"
         )
-    lines.append(row(f"training step (`train_on_batch`, the {args.preset} recipe: {recipe.optimizer}, "
-                     f"jit_compile {recipe.jit_compile})", large, train_rate("fit"),
-                     train_rate("torch"), 3 * gflop, peak, cpu_ratio("fit", None)))
-    lines.append(row(f"training step, `jit_compile={other_jit}`", large, train_rate("fit, other XLA"),
-                     train_rate("torch"), 3 * gflop, peak, cpu_ratio("fit, other XLA", None)))
+    train_peaks = (peaks[chosen.precision], peaks.get(variant_policy.get(train_best)))
+    lines.append(row(f"training step (`train_on_batch`), `training.train`'s defaults here: {recipe.optimizer}, "
+                     f"{chosen.precision}, jit_compile {chosen.jit_compile}", large, train_rate("fit"),
+                     train_rate(train_best), 3 * gflop, train_peaks, cpu_ratio("fit", None, train_best)))
+    lines.append(row(f"training step, {other.precision}, jit_compile {other.jit_compile}", large,
+                     train_rate("fit, other"), train_rate(train_best), 3 * gflop,
+                     (peaks[other.precision], train_peaks[1]), cpu_ratio("fit, other", None, train_best)))
     lines.append(f"| input pipeline (augment + encode, VOC-sized images) | {pipe_batch} | {pipe_rate:.1f} "
                  f"| — | — | — | {pipe_rate / train_rate('fit'):.0f}x the training step | — |")
-    lines += latency_table(rows, calls, small)
+    if variants:
+        lines += ["", "torchvision's variants (img/s; the table above takes the fastest of each row):", "",
+                  f"| variant | detector b{small} | detector b{large} | training step b{large} |",
+                  "|---|---|---|---|"]
+        for name in variant_policy:
+            lines.append(f"| {name.removeprefix('torch ')} | {fmt(rate(name, small))} | {fmt(rate(name, large))} "
+                         f"| {fmt(train_rate(name))} |")
+    lines += latency_table([(what, name) for what, name, _ in rows], calls, small, torch_best(small) or "torch")
     torch_note = (
         f"torch {torch_side[0].__version__}, torchvision {torch_side[1].__version__}, "
         f"{torch_side[0].get_num_threads()} threads, same weights and images"
@@ -419,8 +505,10 @@ def main():
     lines += [
         "",
         f"- date: {started:%Y-%m-%d %H:%M %Z}; command: `{command}`",
-        (f"- machine: {platform.processor() or platform.machine()}, {threads} CPU cores, "
-        f"{peak_line}; TensorFlow {tf.__version__}, Keras {keras.__version__}; {torch_note}"),
+        f"- CPU: {cpu.describe()}; {threads} cores",
+        f"- precision here (`keras_ssd.precision`): {policy} ({policy_choice.reason})",
+        f"- peaks: {peak_line}",
+        f"- TensorFlow {tf.__version__}, Keras {keras.__version__}; {torch_note}",
         (f"- load average (1 / 5 / 15 min): start {load_start}; after inference {load_inference}; "
         f"after training {load_train}; end {load_end}"),
         (f"- medians of {repeats} interleaved rounds (inference, each sample >= {min_seconds:g} s) and "
@@ -429,7 +517,8 @@ def main():
         "- post-processing on both sides: score > {score_threshold}, top {pre_nms_top_k} per class, "
         "NMS IoU {nms_iou_threshold}, {max_detections} per image (TFLite: its "
         "TFLite_Detection_PostProcess op with the same thresholds)".format(**POSTPROCESS),
-        "- GFLOP/s: 2 FLOPs per conv MAC; a training step counts 3x the forward FLOPs",
+        "- GFLOP/s: 2 FLOPs per conv MAC; a training step counts 3x the forward FLOPs; % of the peak of the "
+        "row's precision",
         ("- CPU time: process CPU seconds per image (`time.process_time`, all threads), torch's over "
         "keras_ssd's: the work each does, which moves far less with machine load than wall time"),
     ]

@@ -1,4 +1,4 @@
-"""This machine's measured fp32 peak: the best large SGEMM of numpy, TensorFlow and XNNPack.
+"""This machine's measured fp32 peak (the best large SGEMM of numpy, TensorFlow and XNNPack) and bf16 peak.
 
     python benchmarks/peak.py [--threads 2] [--seconds 3]
 
@@ -8,7 +8,9 @@ it). So the ceiling is measured in the same run, the way the runs use the
 machine: one large matrix product through numpy (OpenBLAS), TensorFlow (its
 CPU matmul, Eigen or oneDNN) and LiteRT (XNNPack's FULLY_CONNECTED), each
 with the given thread count, the best sample of each, and the best of the
-three is the peak. 2 FLOPs per multiply-accumulate.
+three is the peak. 2 FLOPs per multiply-accumulate. On a CPU with AVX512_BF16
+or AMX and oneDNN on, the bf16 peak is TensorFlow's bfloat16 matmul of the
+same size (oneDNN's bf16 kernels): the ceiling of the `mixed_bfloat16` paths.
 """
 
 import argparse
@@ -49,6 +51,16 @@ def tensorflow_sgemm(seconds, side=SIDE):
     a = tf.random.stateless_uniform((side, side), (0, 1))
     b = tf.random.stateless_uniform((side, side), (0, 2))
     matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)[:1, :1]))
+    return best_gflops(lambda: matmul().numpy(), 2 * side**3, seconds)
+
+
+def tensorflow_bf16_gemm(seconds, side=SIDE):
+    """TensorFlow's bfloat16 matmul in a `tf.function` (oneDNN's bf16 kernels where oneDNN is on)."""
+    import tensorflow as tf
+
+    a = tf.cast(tf.random.stateless_uniform((side, side), (0, 1)), tf.bfloat16)
+    b = tf.cast(tf.random.stateless_uniform((side, side), (0, 2)), tf.bfloat16)
+    matmul = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b)[:1, :1], tf.float32)))
     return best_gflops(lambda: matmul().numpy(), 2 * side**3, seconds)
 
 
@@ -107,6 +119,7 @@ def main():
     threads = args.threads or os.cpu_count()
     peak, by_engine = measure_peak(threads, args.seconds, log=print)
     print(describe(peak, by_engine, threads))
+    print(f"bf16 (TensorFlow matmul): {tensorflow_bf16_gemm(args.seconds):.1f} GFLOP/s")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """keras_ssd: the Single Shot MultiBox Detector (Liu et al. 2016) for Keras 3."""
 
-from keras_ssd import convert, data, evaluation, export, optimizers, recipes
+from keras_ssd import convert, data, evaluation, export, optimizers, precision, recipes
 from keras_ssd.config import SSDConfig
 from keras_ssd.detector import build_detector
 from keras_ssd.encoder import TargetEncoder
@@ -26,6 +26,7 @@ __all__ = [
     "evaluation",
     "export",
     "optimizers",
+    "precision",
     "recipes",
     "with_num_classes",
 ]

@@ -33,12 +33,14 @@ def build_detector(model, cfg=None, **overrides):
     images = keras.Input((cfg.image_size, cfg.image_size, 3), name="images")
     decoder = DetectionDecoder(
         num_classes=cfg.num_classes,
-        default_boxes=DefaultBoxes.from_ssd_config(cfg, name="default_boxes"),
+        default_boxes=DefaultBoxes.from_ssd_config(cfg, name="default_boxes", dtype="float32"),
         variances=cfg.variances,
         score_threshold=cfg.score_threshold,
         iou_threshold=cfg.nms_iou_threshold,
         pre_nms_top_k=cfg.pre_nms_top_k,
         max_detections=cfg.max_detections,
         name="detection_decoder",
+        # Float32 under any global policy: box decoding and scores keep full precision.
+        dtype="float32",
     )
     return keras.Model(images, decoder(model(images)), name=f"{model.name}_detector")

@@ -2,12 +2,14 @@
 
 A `Recipe` holds everything `model.fit` needs beyond the network and the data:
 the optimiser, its learning rate at the reference batch of 32, the schedule,
-warm-up, weight decay, gradient clipping, augmentation, epochs, batch size and
-XLA. `compile_for_training` turns a recipe into a compiled model; the
-`training.train` command line, the notebooks and a user's own `fit` all use it:
+warm-up, weight decay, gradient clipping, augmentation, epochs, batch size,
+precision and XLA (the last two "auto": this machine's fastest,
+`keras_ssd.precision`). `compile_for_training` turns a recipe into a compiled
+model; the `training.train` command line, the notebooks and a user's own `fit`
+all use it:
 
-    model = keras_ssd.build_ssd(cfg)
     recipe = keras_ssd.recipes.for_preset("ssd_tiny")
+    model = keras_ssd.precision.with_precision(keras_ssd.build_ssd(cfg), recipe.precision)
     train = keras_ssd.data.train_pipeline(examples, cfg, recipe.batch_size,
                                           augment=recipe.augment)
     steps = int(train.cardinality())
@@ -22,6 +24,7 @@ from keras_ssd.data.augment import AugmentOptions
 from keras_ssd.losses import SSD_LOSS_TERMS, SSDLoss, SSDLossTerm
 from keras_ssd.model import ssd_config_of
 from keras_ssd.optimizers import OPTIMIZERS, REFERENCE_BATCH_SIZE
+from keras_ssd.precision import PRECISIONS, policy_of, resolve_jit_compile, resolve_precision
 
 SCHEDULES = ("cosine", "step")
 JIT_COMPILE = ("auto", True, False)
@@ -50,7 +53,11 @@ class Recipe:
             need it).
         augment: `AugmentOptions` (the paper's by default), or False for resize
             only. A dict of `AugmentOptions` fields, or True, is accepted.
-        jit_compile: XLA for the train step: "auto" (Keras decides), True or False.
+        precision: "auto" (this machine's fastest: `mixed_bfloat16` on CPUs with
+            AVX512_BF16 or AMX, `mixed_float16` on tensor-core GPUs, else
+            `float32`) or one of `keras_ssd.precision.POLICIES`.
+        jit_compile: XLA for the train step: "auto" (measured per machine, preset
+            and precision: `keras_ssd.precision.resolve_jit_compile`), True or False.
     """
 
     optimizer: str = "sgd"
@@ -62,6 +69,7 @@ class Recipe:
     weight_decay: float = 5e-4
     clip_norm: float = 10.0
     augment: Union[AugmentOptions, bool] = AugmentOptions()
+    precision: str = "auto"
     jit_compile: Union[str, bool] = "auto"
 
     def __post_init__(self):
@@ -70,6 +78,8 @@ class Recipe:
             raise ValueError(f"Unknown optimizer {self.optimizer!r}; valid: {sorted(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"Unknown schedule {self.schedule!r}; valid: {SCHEDULES}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.jit_compile not in JIT_COMPILE:
             raise ValueError(f"jit_compile must be one of {JIT_COMPILE}, got {self.jit_compile!r}")
         for field in ("learning_rate", "batch_size", "epochs"):
@@ -110,7 +120,7 @@ class Recipe:
             f"{self.optimizer} at {self.learning_rate:g} for batch {REFERENCE_BATCH_SIZE}, batch "
             f"{self.batch_size}, {self.epochs} epochs, {self.schedule} after {self.warmup_epochs:g} "
             f"warm-up epoch(s), weight decay {self.weight_decay:g}, clip norm {self.clip_norm:g}, "
-            f"jit_compile {self.jit_compile}; augmentation {augment}"
+            f"precision {self.precision}, jit_compile {self.jit_compile}; augmentation {augment}"
         )
 
     def warmup_steps(self, steps_per_epoch: int) -> int:
@@ -161,12 +171,8 @@ def _augment_options(value):
 # 1e-3 for batch 32, weight decay 5e-4, x0.1 at 80k and 100k of 120k iterations
 # (232 epochs of VOC07+12 trainval), the full augmentation, no clipping. The
 # one-epoch warm-up is torchvision's (its detection references warm up the first
-# 1000 iterations), for the randomly initialised extra layers. XLA: the SSD300
-# training step runs 1.16-1.3x faster with it on a 2-core CPU (benchmarks/compare.py),
-# and Keras' "auto" would leave it off there (it turns XLA on only with a GPU).
-PAPER = Recipe(
-    optimizer="sgd", learning_rate=1e-3, epochs=232, schedule="step", clip_norm=0.0, jit_compile=True
-)
+# 1000 iterations), for the randomly initialised extra layers.
+PAPER = Recipe(optimizer="sgd", learning_rate=1e-3, epochs=232, schedule="step", clip_norm=0.0)
 # ssd_tiny from scratch on a 2-core CPU in minutes: AdamW learns faster than the
 # paper's SGD there, and at its 160 px input the paper's 4x zoom-out would shrink
 # most "shapes" objects to a few pixels, so it zooms out 2x at most. Clipping tames
@@ -212,6 +218,20 @@ def for_preset(name: str) -> Recipe:
     return RECIPES[name]
 
 
+def machine_settings(recipe: Recipe, cfg) -> dict:
+    """The recipe's precision and XLA setting on this machine, each a `Choice` with its reason.
+
+    Args:
+        recipe: a `Recipe` (its "auto" fields are resolved, given ones kept).
+        cfg: the `SSDConfig` it trains (XLA's choice depends on the preset).
+
+    Returns:
+        `{"precision": Choice, "jit_compile": Choice}`.
+    """
+    precision = resolve_precision(recipe.precision)
+    return {"precision": precision, "jit_compile": resolve_jit_compile(recipe.jit_compile, cfg.name, precision.value)}
+
+
 def compile_for_training(model, recipe: Recipe, steps_per_epoch: int):
     """Compiles an `SSD` model with the recipe's optimiser and the config's loss.
 
@@ -220,6 +240,9 @@ def compile_for_training(model, recipe: Recipe, steps_per_epoch: int):
     logged as metrics (`conf_loss`, `loc_loss`: `SSDLossTerm`); the optimiser's
     schedule spans `recipe.epochs * steps_per_epoch` steps. The optimiser is built
     (its slot variables made) here, so the first training step traces once.
+    The model computes in the precision it was built in (`with_precision`
+    gives a copy in `recipe.precision`); XLA is `recipe.jit_compile`, "auto"
+    resolved for that precision and the model's preset on this machine.
 
     Args:
         model: an `SSD` model from `build_ssd` (or loaded from `.keras`).
@@ -248,8 +271,8 @@ def compile_for_training(model, recipe: Recipe, steps_per_epoch: int):
     )
     # The loss's two terms are logged too (conf_loss, loc_loss), for the run's report.
     terms = [SSDLossTerm(term, cfg.neg_pos_ratio) for term in SSD_LOSS_TERMS]
-    model.compile(optimizer=optimizer, loss=SSDLoss.from_ssd_config(cfg), metrics=terms,
-                  jit_compile=recipe.jit_compile)
+    jit_compile = resolve_jit_compile(recipe.jit_compile, cfg.name, policy_of(model)).value
+    model.compile(optimizer=optimizer, loss=SSDLoss.from_ssd_config(cfg), metrics=terms, jit_compile=jit_compile)
     # The slots now, not inside the first step: a step that creates variables is
     # traced twice (7 of ssd_tiny's 15 s of first-step tracing).
     model.optimizer.build(model.trainable_variables)  # the loss-scale wrapper too, if any

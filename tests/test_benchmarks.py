@@ -6,8 +6,10 @@ import sys
 
 import pytest
 
+from keras_ssd import cpu, precision
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROWS = (
+DETECTOR_ROWS = (
     "Keras `predict_on_batch`, detector",
     "Keras `tf.function`, detector",
     "Keras `tf.function`, XLA network + decoder",
@@ -16,11 +18,11 @@ ROWS = (
     "TFLite dynamic-range (LiteRT)",
     "TFLite int8 (LiteRT)",
     "ONNX Runtime (CPU)",
-    "network only, no post-processing",
-    "decode + NMS share of inference",
-    "training step (`train_on_batch`, the ssd_tiny recipe: adamw, jit_compile auto)",
-    "training step, `jit_compile=True`",
-    "input pipeline",
+)
+# Rows of this machine's automatic precision, where it is not float32 (bf16 CPUs).
+POLICY_ROWS = (
+    "Keras `tf.function`, detector, {policy} (this machine's auto)",
+    "SavedModel `serving_default`, {policy} variant",
 )
 
 
@@ -34,13 +36,26 @@ def test_compare_quick_prints_the_table():
     assert result.returncode == 0, result.stderr[-3000:]
     throughput, latency = result.stdout.split("Latency at batch 1, single calls (ms):")
     table = [line for line in throughput.splitlines() if line.startswith("| ")]
-    assert table[0].startswith("| what | batch | keras_ssd img/s | torchvision img/s | keras / torch |")
-    for name in ROWS:
-        rows = [line for line in table if line.startswith(f"| {name}")]
-        expected = 1 if name in ("input pipeline",) or name.startswith("training step") else 2
-        assert len(rows) == expected, (name, result.stdout)
-    for name in ROWS[:8]:  # the detectors: batch-1 median and p90 ms
+    assert table[0].startswith("| what | batch | keras_ssd img/s | torchvision img/s (fastest variant) |")
+    policy = precision.auto_precision().value
+    detectors = DETECTOR_ROWS + (tuple(r.format(policy=policy) for r in POLICY_ROWS) if policy != "float32" else ())
+    for name in detectors:
+        assert len([line for line in table if line.startswith(f"| {name} |")]) == 2, (name, result.stdout)
+    for name in ("network only, no post-processing", "decode + NMS share of inference"):
+        assert len([line for line in table if line.startswith(f"| {name}")]) == 2, (name, result.stdout)
+    for name in detectors:  # the detectors: batch-1 median and p90 ms
         assert sum(line.startswith(f"| {name} | ") for line in latency.splitlines()) == 1, (name, latency)
+    if policy == "float32":  # no bf16 rows where bf16 is not this machine's choice
+        assert "(this machine's auto)" not in throughput and "variant |" not in "\n".join(table[1:])
+    training = [line for line in table if line.startswith("| training step")]
+    assert len(training) == 2, result.stdout
+    jit = precision.resolve_jit_compile("auto", "ssd_tiny", policy).value
+    assert training[0].startswith(
+        f"| training step (`train_on_batch`), `training.train`'s defaults here: adamw, {policy}, jit_compile {jit} |"
+    ), training
+    assert sum(line.startswith("| input pipeline") for line in table) == 1
     assert "measured fp32 peak" in result.stdout and "XNNPack" in result.stdout
+    assert ("measured bf16 peak" in result.stdout) == (policy == "mixed_bfloat16")
+    assert f"- CPU: {cpu.describe()}" in result.stdout
     assert "load average (1 / 5 / 15 min)" in result.stdout
     assert "command: `python benchmarks/compare.py --quick`" in result.stdout

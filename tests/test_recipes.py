@@ -110,5 +110,7 @@ def test_describe_names_the_settings_and_the_augmentation_changes():
     line = recipes.TINY.describe()
     assert line.startswith("adamw at 0.002 for batch 32, batch 32, 10 epochs, cosine after 1 warm-up")
     assert line.endswith("augmentation the paper's with {'max_expand_ratio': 2.0}")
-    assert recipes.PAPER.describe().endswith("clip norm 0, jit_compile True; augmentation the paper's")
+    assert recipes.PAPER.describe().endswith(
+        "clip norm 0, precision auto, jit_compile auto; augmentation the paper's"
+    )
     assert recipes.TINY.replace(augment=False).describe().endswith("augmentation none")

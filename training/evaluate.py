@@ -25,6 +25,7 @@ from keras_ssd import evaluation, export
 from keras_ssd.config import PRESETS
 from keras_ssd.evaluation.report import detection_report, report_metric
 from keras_ssd.model import load_ssd
+from keras_ssd.precision import resolve_precision, with_precision
 from training import cli, options
 from training.options import Option
 
@@ -34,6 +35,7 @@ COMMAND = options.Command("python -m training.evaluate", __doc__, [
     *options.dataset_options(role="the evaluation data", dataset="shapes"),
     Option("metric", "mAP definition (default voc07)", default="voc07", choices=tuple(evaluation.METRICS)),
     Option("batch_size", "batch size of a .keras model (default 16)", type=int, default=16),
+    options.precision_option("a .keras model's"),
     Option("output", "JSON file for the result (default: <model>.<metric>.json)"),
     Option("report", "also write the detection report (report.html and its PNGs) into this directory"),
     Option("preset", "SSDConfig preset of an exported model, for the report's default-box coverage at the "
@@ -52,11 +54,13 @@ class _Loaded(NamedTuple):
     cfg: object  # the SSDConfig, or None when unknown
 
 
-def _load(model_path, examples, batch_size, dataset, preset=None) -> _Loaded:
-    """The detector and batches of a `.keras` SSD (batches of `batch_size` at its input size) or of an
-    exported model (one raw image at a time; its config from `preset`, if given)."""
+def _load(model_path, examples, batch_size, dataset, preset=None, precision="auto") -> _Loaded:
+    """The detector and batches of a `.keras` SSD (batches of `batch_size` at its input size, in
+    `precision`) or of an exported model (one raw image at a time; its config from `preset`, if given)."""
     if model_path.endswith(".keras"):
-        model = load_ssd(model_path)
+        choice = resolve_precision(precision)
+        print(f"precision: {choice.value} ({choice.reason})")
+        model = with_precision(load_ssd(model_path), choice.value)
         cfg = model.ssd_config
         return _Loaded(
             tf.function(keras_ssd.build_detector(model, cfg), reduce_retracing=True),
@@ -65,6 +69,9 @@ def _load(model_path, examples, batch_size, dataset, preset=None) -> _Loaded:
             model.class_names or keras_ssd.data.class_names(dataset),
             cfg,
         )
+    if precision != "auto":
+        raise ValueError(f"--precision {precision} applies to .keras models; {model_path!r} runs in the "
+                         "precision it was exported in (training.export --precision)")
     detector = export.load_detector(model_path)
     names = detector.class_names or keras_ssd.data.class_names(dataset)
     cfg = None
@@ -76,7 +83,7 @@ def _load(model_path, examples, batch_size, dataset, preset=None) -> _Loaded:
 
 
 def evaluate(model_path, dataset, split=None, metric="voc07", batch_size=16, image_dir=None,
-             dataset_options=None, examples=None, report=None, preset=None):
+             dataset_options=None, examples=None, report=None, preset=None, precision="auto"):
     """Evaluates the model at `model_path` on `dataset`; returns the evaluator's result.
 
     Args:
@@ -90,6 +97,8 @@ def evaluate(model_path, dataset, split=None, metric="voc07", batch_size=16, ima
             pass (None: no report).
         preset: the `SSDConfig` preset of an exported model, for the report's
             default-box coverage.
+        precision: a `.keras` model's precision ("auto": this machine's
+            fastest, `keras_ssd.precision`); exported models keep theirs.
 
     Raises:
         ValueError: `model_path` does not exist or is not an SSD of keras_ssd,
@@ -100,7 +109,7 @@ def evaluate(model_path, dataset, split=None, metric="voc07", batch_size=16, ima
     examples = options.load_dataset(
         dataset, options.validation_split(dataset, split), image_dir, dataset_options, examples
     )
-    loaded = _load(model_path, examples, batch_size, dataset, preset)
+    loaded = _load(model_path, examples, batch_size, dataset, preset, precision)
     evaluator = evaluation.make_evaluator(metric, loaded.num_classes, loaded.class_names)
     if report is None:
         for batch in loaded.batches:
@@ -123,7 +132,7 @@ def main(argv=None):
     args = COMMAND.parse(argv)
     result = evaluate(
         args.model, args.dataset, args.split, args.metric, args.batch_size, args.image_dir,
-        args.dataset_options, args.examples, args.report, args.preset,
+        args.dataset_options, args.examples, args.report, args.preset, args.precision,
     )
     print(evaluation.format_table(result, title=f"{args.metric} AP of {args.model}"))
     stem = os.path.splitext(os.path.normpath(args.model))[0]

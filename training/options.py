@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional, Tuple
 import yaml
 
 import keras_ssd
+from keras_ssd.precision import PRECISIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +50,13 @@ class Option:
     @property
     def flag(self):
         return self.name if self.positional else "--" + self.name.replace("_", "-")
+
+
+def precision_option(applies_to):
+    """The `--precision` option of an inference command, for `applies_to` (e.g. "a .keras model's")."""
+    return Option("precision", f"{applies_to} numeric precision: auto (mixed_bfloat16 on CPUs with AVX512_BF16 "
+                  "or AMX, mixed_float16 on tensor-core GPUs, else float32; keras_ssd.precision) or a Keras "
+                  "policy (default auto)", default="auto", choices=PRECISIONS)
 
 
 def dataset_options(prefix="", role="the data", dataset=None, split=None, examples=None, inherit=None):

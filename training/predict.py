@@ -38,6 +38,7 @@ COMMAND = options.Command("python -m training.predict", __doc__, [
     Option("images", "image files (JPEG, PNG, BMP, GIF, WebP, TIFF)", positional=True, required=True),
     Option("output", "folder for the JSON and PNGs (default predictions)", default="predictions"),
     Option("min_score", "keep detections scoring this or more (default 0.3)", type=float, default=0.3),
+    options.precision_option("a .keras model's"),
 ])
 
 
@@ -127,8 +128,11 @@ def draw(image, records):
     return canvas
 
 
-def predict(model, image_paths, output, min_score=0.3):
+def predict(model, image_paths, output, min_score=0.3, precision="auto"):
     """Runs the detector on each file; writes the JSON and PNGs.
+
+    A `.keras` model runs in `precision` ("auto": this machine's fastest,
+    `keras_ssd.precision`); exported models in the precision they were exported in.
 
     Prints one line on stderr for each file that cannot be read (skipped) and
     a warning for each low-information image (see `low_information`).
@@ -141,7 +145,7 @@ def predict(model, image_paths, output, min_score=0.3):
         ValueError: no image could be read; nothing is written then, and an
             `output` folder this call made is removed.
     """
-    detector = load_detector(model)
+    detector = load_detector(model, precision)
     results, errors, stems = [], [], set()
     with cli.output_folder(output, keep=lambda: bool(results)):
         for path in image_paths:
@@ -176,7 +180,7 @@ def predict(model, image_paths, output, min_score=0.3):
 @cli.entry_point
 def main(argv=None):
     args = COMMAND.parse(argv)
-    results, errors = predict(args.model, args.images, args.output, args.min_score)
+    results, errors = predict(args.model, args.images, args.output, args.min_score, args.precision)
     for result in results:
         print(f"{result['image']}: {len(result['detections'])} detection(s) -> {result['drawn']}")
     print(f"wrote {os.path.join(args.output, 'detections.json')}")

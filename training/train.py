@@ -8,8 +8,8 @@ a crash resumes from the last finished epoch (`keras.callbacks.BackupAndRestore`
 
 Files in `--output`: `best.keras` (highest val_mAP), `last.keras`,
 `log.csv` (per epoch: loss, val_mAP, learning_rate and `minutes`, the wall time since the
-command started, evaluation included), `logs/` (TensorBoard), `metrics.json` (final evaluation and the
-recipe used), `report/` (`report.html` and its PNGs: curves, per-class table, PR and F1 curves,
+command started, evaluation included), `logs/` (TensorBoard), `metrics.json` (final evaluation, the
+recipe used, and the precision and XLA setting taken on this machine with the reasons), `report/` (`report.html` and its PNGs: curves, per-class table, PR and F1 curves,
 confusion matrix, default-box coverage, validation images; `keras_ssd.evaluation.report`),
 `backup/` (resume state; removed when training finishes). A run
 that fails before its first checkpoint removes the `--output` folder it created
@@ -35,7 +35,7 @@ import keras
 import tensorflow as tf
 
 import keras_ssd
-from keras_ssd import evaluation, recipes
+from keras_ssd import cpu, evaluation, recipes
 from keras_ssd.callbacks import (
     ElapsedMinutes,
     LearningRateLog,
@@ -47,6 +47,7 @@ from keras_ssd.distribute import STRATEGIES, is_chief, make_strategy, worker_ind
 from keras_ssd.evaluation.report import detection_report, report_metric
 from keras_ssd.export.labels import default_class_names
 from keras_ssd.optimizers import OPTIMIZERS
+from keras_ssd.precision import PRECISIONS, global_policy
 from training import cli, options
 from training.options import Option
 
@@ -71,8 +72,11 @@ RECIPE_OPTIONS = [
     Option("clip_norm", f"clip gradients to this global norm; 0 turns it off {_RECIPE}", type=float),
     Option("augment", "JSON: false for no augmentation, or keras_ssd.data.AugmentOptions fields that "
            f"override the paper's, e.g. '{{\"max_expand_ratio\": 2}}' {_RECIPE}", type=json.loads),
-    Option("jit_compile", f"XLA for the train step: auto, true or false {_RECIPE}", type=_auto_true_false,
-           choices=recipes.JIT_COMPILE),
+    Option("precision", "numeric precision: auto (mixed_bfloat16 on CPUs with AVX512_BF16 or AMX, "
+           f"mixed_float16 on tensor-core GPUs, else float32) or a Keras policy {_RECIPE}",
+           choices=PRECISIONS),
+    Option("jit_compile", "XLA for the train step: auto (this machine's faster setting for the preset and "
+           f"precision), true or false {_RECIPE}", type=_auto_true_false, choices=recipes.JIT_COMPILE),
 ]
 COMMAND = options.Command("python -m training.train", __doc__, [
     Option("preset", "SSDConfig preset (default ssd_tiny)", default="ssd_tiny", choices=tuple(PRESETS)),
@@ -93,7 +97,6 @@ COMMAND = options.Command("python -m training.train", __doc__, [
            "epoch), true or false", default="auto", type=_auto_true_false, choices=AUTO_TRUE_FALSE),
     Option("eval_every", "evaluate mAP every N epochs (default 1)", type=int, default=1),
     Option("steps_per_epoch", "cap on training steps per epoch", type=int),
-    Option("mixed_precision", "mixed_float16 on GPU, mixed_bfloat16 otherwise", switch=True, default=False),
     Option("strategy", "tf.distribute strategy (default: none)", default="default", choices=STRATEGIES),
     Option("seed", "random seed (default 0)", type=int, default=0),
 ])
@@ -123,20 +126,24 @@ def run(args):
     start = time.time()
     recipe = recipe_of(args)
     keras.utils.set_random_seed(args.seed)
-    if args.mixed_precision:
-        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
-        keras.mixed_precision.set_global_policy(policy)
     strategy = make_strategy(args.strategy)
     chief = is_chief()
     output = args.output if chief else os.path.join(args.output, "workers", f"worker-{worker_index()}")
     # A run that fails before its first checkpoint has nothing to resume from:
     # the folder it created goes with it.
     with cli.output_folder(output, keep=lambda: os.path.exists(os.path.join(output, "last.keras"))):
-        return _train(args, recipe, strategy, output, chief, start)
+        cfg, names = _config(args)
+        settings = recipes.machine_settings(recipe, cfg)
+        print(f"machine: {cpu.describe()}")
+        for name, choice in settings.items():
+            print(f"{name}: {choice.value} ({choice.reason})")
+        recipe = recipe.replace(**{name: choice.value for name, choice in settings.items()})
+        with global_policy(recipe.precision):
+            return _train(args, cfg, names, recipe, settings, strategy, output, chief, start)
 
 
-def _train(args, recipe, strategy, output, chief, start):
-    """`run` after the set-up: builds, fits and evaluates; returns the final metrics."""
+def _config(args):
+    """`(SSDConfig, class names or None)` of the run: the preset with `args`' overrides."""
     names = keras_ssd.data.class_names(args.dataset.split("+")[0])
     num_classes = args.num_classes or len(names)
     if num_classes < len(names):
@@ -151,8 +158,12 @@ def _train(args, recipe, strategy, output, chief, start):
         raise ValueError("--model-options: give the class count with --num-classes, not num_classes")
     if args.image_size:
         overrides["image_size"] = args.image_size
-    cfg = keras_ssd.SSDConfig.from_preset(args.preset, **{**overrides, "num_classes": num_classes})
+    return keras_ssd.SSDConfig.from_preset(args.preset, **{**overrides, "num_classes": num_classes}), names
 
+
+def _train(args, cfg, names, recipe, settings, strategy, output, chief, start):
+    """`run` after the set-up, under the recipe's precision: builds, fits and evaluates; returns the metrics."""
+    num_classes = cfg.num_classes
     train = keras_ssd.data.train_pipeline(
         options.load_dataset_options(args), cfg, recipe.batch_size, augment=recipe.augment, seed=args.seed,
         cache=caches(args, args.dataset),
@@ -231,7 +242,9 @@ def _train(args, recipe, strategy, output, chief, start):
     minutes = (time.time() - start) / 60
     print(evaluation.format_table(result, title=f"{args.metric} AP of {best_path}"))
     print(f"Finished in {minutes:.1f} min; mAP {result['mAP']:.4f}")
-    metrics = {"checkpoint": best_path, "metric": args.metric, "minutes": minutes, "recipe": recipe.to_dict(), **result}
+    machine = {"cpu": cpu.describe(), **{name: choice.to_dict() for name, choice in settings.items()}}
+    metrics = {"checkpoint": best_path, "metric": args.metric, "minutes": minutes, "recipe": recipe.to_dict(),
+               "machine": machine, **result}
     if chief:
         with open(os.path.join(output, "metrics.json"), "w") as f:
             json.dump(metrics, f, indent=2, default=float)

@@ -22,14 +22,19 @@ class KerasDetector:
 
     Args:
         path: a `.keras` file saved from an `SSD` model.
+        precision: the network's precision: "auto" (`mixed_bfloat16` on CPUs
+            with AVX512_BF16 or AMX, `keras_ssd.precision`) or a policy name;
+            `self.precision` holds the `Choice` taken.
         **postprocess: `build_detector` overrides.
     """
 
-    def __init__(self, path, **postprocess):
+    def __init__(self, path, precision="auto", **postprocess):
         from keras_ssd.detector import build_detector
         from keras_ssd.model import load_ssd
+        from keras_ssd.precision import resolve_precision, with_precision
 
-        model = load_ssd(path)
+        self.precision = resolve_precision(precision)
+        model = with_precision(load_ssd(path), self.precision.value)
         self.detector = build_detector(model, **postprocess)
         self.image_size = model.ssd_config.image_size
         self.class_names = labels.model_class_names(model)
@@ -64,12 +69,15 @@ class SavedModelDetector:
         return as_detections(self.signature(images=check_images(images)))
 
 
-def load_detector(path, **postprocess):
+def load_detector(path, precision="auto", **postprocess):
     """Loads a detector from a `.keras`, `.tflite`, `.onnx` or SavedModel path.
 
     Args:
         path: a `.keras`, `.tflite` or `.onnx` file, or a SavedModel directory
             (a version directory or the `<base>/<name>` directory above it).
+        precision: for `.keras` files, the network's precision ("auto":
+            this machine's fastest, `keras_ssd.precision`); exported models
+            run in the precision they were exported in.
         **postprocess: `build_detector` overrides, for `.keras` files only
             (exported models keep the settings they were exported with).
 
@@ -77,19 +85,24 @@ def load_detector(path, **postprocess):
         `KerasDetector`, `TFLiteDetector`, `OnnxDetector` or `SavedModelDetector`.
 
     Raises:
-        ValueError: a path of none of these kinds, or overrides for an exported model.
+        ValueError: a path of none of these kinds, or overrides or a precision for an exported model.
         FileNotFoundError: the path does not exist.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No model at {path!r}")
+    if precision != "auto" and not path.endswith(".keras"):
+        raise ValueError(
+            f"precision={precision!r} applies to .keras models only; {path!r} runs in the precision it was "
+            "exported in"
+        )
     if postprocess and not path.endswith(".keras"):
         raise ValueError(
             f"post-processing overrides {sorted(postprocess)} apply to .keras models only; "
             f"{path!r} keeps the settings it was exported with"
         )
     if path.endswith(".keras"):
-        return KerasDetector(path, **postprocess)
+        return KerasDetector(path, precision, **postprocess)
     if path.endswith(".tflite"):
         return TFLiteDetector(path)
     if path.endswith(".onnx"):

@@ -17,6 +17,12 @@ are zero. K = `max_detections`.
 
 The model is written to `<export_dir>/<name>/<version>/` (see `versioning.py`)
 with its class names in `assets.extra/labels.txt`.
+
+`precision="mixed_bfloat16"` writes a variant whose network computes in
+bfloat16 (variables, inputs and outputs as in float32): for serving on CPUs
+with AVX512_BF16 or AMX, where oneDNN's bf16 kernels run it ~2-3x faster. It
+is an ordinary SavedModel (TF Serving and `tf.saved_model.load` need no
+setting); elsewhere it still runs, no faster than float32.
 """
 
 import os
@@ -29,12 +35,14 @@ from keras_ssd.detector import build_detector
 from keras_ssd.export import labels, versioning
 from keras_ssd.export.images import decode_images, resize_images
 from keras_ssd.model import ssd_config_of
+from keras_ssd.precision import POLICIES, with_precision
 
 SIGNATURES = ("serving_default", "serve_image_bytes")
 OUTPUT_KEYS = DETECTION_KEYS
 
 
-def export_saved_model(model, export_dir, *, name=None, version=None, verbose=False, **postprocess):
+def export_saved_model(model, export_dir, *, name=None, version=None, precision="float32", verbose=False,
+                       **postprocess):
     """Exports an SSD model as a versioned SavedModel for TF Serving.
 
     Args:
@@ -44,6 +52,9 @@ def export_saved_model(model, export_dir, *, name=None, version=None, verbose=Fa
         name: the model's serving name; default `model.name` (the preset name).
         version: a positive int; default one more than the highest existing
             version. An existing version is never overwritten.
+        precision: the network's policy, one of `keras_ssd.precision.POLICIES`:
+            "float32" (default: every machine) or "mixed_bfloat16" (CPUs
+            with AVX512_BF16 or AMX).
         verbose: print Keras' export summary.
         **postprocess: `build_detector` overrides (`score_threshold`,
             `nms_iou_threshold`, `pre_nms_top_k`, `max_detections`).
@@ -53,9 +64,12 @@ def export_saved_model(model, export_dir, *, name=None, version=None, verbose=Fa
 
     Raises:
         FileExistsError: `version` names an existing directory.
-        ValueError: `model` is not an SSD model, or a bad override or version.
+        ValueError: `model` is not an SSD model, or a bad override, version or precision.
     """
     cfg = ssd_config_of(model, "export_saved_model")
+    if precision not in POLICIES:
+        raise ValueError(f"precision must be one of {POLICIES}, got {precision!r}")
+    model = with_precision(model, precision)
     name = name or model.name
     if not name or os.sep in name or name.isdigit():
         raise ValueError(f"name must be a non-numeric directory name, got {name!r}")

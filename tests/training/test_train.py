@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import keras_ssd
+from keras_ssd import cpu, precision
 from keras_ssd.data import AugmentOptions
 from training import train
 
@@ -97,11 +98,19 @@ def test_short_main_job_learns(tmp_path):
         saved = json.load(f)
     assert saved["mAP"] > MAIN_JOB_FLOOR, saved
     assert f"Finished in {saved['minutes']:.1f} min; mAP {saved['mAP']:.4f}" in result.stdout
+    # The precision and XLA setting taken on this machine, printed and stored with their reasons.
+    machine = saved["machine"]
+    bf16_cpu = any(flag in cpu.kernel_flags() for flag in precision.BF16_FLAGS) and "oneDNN on" in machine["cpu"]
+    assert machine["precision"]["value"] == ("mixed_bfloat16" if bf16_cpu else "float32"), machine
+    assert machine["jit_compile"]["value"] is False, machine  # ssd_tiny: XLA is slower on every CPU measured
+    for name in ("precision", "jit_compile"):
+        assert f"{name}: {machine[name]['value']} ({machine[name]['reason']})" in result.stdout
     assert keras_ssd.recipes.Recipe.from_dict(saved["recipe"]) == keras_ssd.recipes.TINY.replace(
-        epochs=10, batch_size=16
+        epochs=10, batch_size=16, precision=machine["precision"]["value"], jit_compile=False
     )
     best = keras.models.load_model(tmp_path / "best.keras")
     assert best.class_names == ["circle", "square", "triangle"]
+    assert precision.policy_of(best) == "float32"  # a checkpoint loads in the loading process's precision
     with open(tmp_path / "log.csv") as f:
         rows = list(csv.DictReader(f))
     minutes = [float(row["minutes"]) for row in rows]
@@ -135,9 +144,14 @@ def test_image_size_and_model_options_reach_the_trained_model(tmp_path):
     args = train.COMMAND.parse(
         ["--output", str(tmp_path), "--image-size", "192",
          "--model-options", '{"batch_norm_momentum": 0.8, "neg_pos_ratio": 2}',
-         "--epochs", "1", "--examples", "16", "--val-examples", "8", "--batch-size", "8"],
+         "--epochs", "1", "--examples", "16", "--val-examples", "8", "--batch-size", "8",
+         "--precision", "mixed_bfloat16", "--jit-compile", "false"],
     )
     metrics = train.run(args)
+    # Given settings win over the machine's, and the run's policy does not outlive it.
+    assert metrics["machine"]["precision"] == {"value": "mixed_bfloat16", "reason": "given"}
+    assert metrics["machine"]["jit_compile"] == {"value": False, "reason": "given"}
+    assert keras.mixed_precision.global_policy().name == "float32"
     model = keras.models.load_model(tmp_path / "best.keras")
     cfg = model.ssd_config
     assert (cfg.name, cfg.image_size, cfg.feature_map_sizes) == ("ssd_tiny", 192, (24, 12, 6, 3, 1))
