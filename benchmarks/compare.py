@@ -13,8 +13,9 @@ Prints a markdown table of images/s, SSD300 at 20 classes, batch 1 and 8:
   CPUs with AVX512_BF16 or AMX: `keras_ssd.precision`), the exported SavedModel
   (`serving_default`, uint8 images; and its bf16 variant on such CPUs), `.tflite` files (float32,
   dynamic-range, int8) run by `ai_edge_litert` on all cores (batch 1 only in
-  TFLite: batch 8 is 8 invocations), and the `.onnx` file run by ONNX Runtime
-  (CPU execution provider, all cores) when the `onnx` extra is installed;
+  TFLite: batch 8 is 8 invocations), and the float32 and int8 (QDQ) `.onnx`
+  files run by ONNX Runtime (CPU execution provider, all cores) when the `onnx`
+  extra is installed;
 * batch-1 latency, median and 90th percentile of single calls: a phone or a web
   service waits for one image, not for a batch;
 * the network alone (no post-processing), so decode + NMS's share of
@@ -158,14 +159,20 @@ def keras_inference_cases(model, detector, images, args):
     return cases
 
 
-def onnx_detector(model, tmp, threads):
-    """{"ONNX Runtime": `OnnxDetector`} of `model`'s `.onnx` export, or {} without the `onnx` extra."""
-    try:
-        path = export.export_onnx(model, os.path.join(tmp, "model.onnx"), verbose=False, **POSTPROCESS)
-    except ImportError as error:
-        log(f"ONNX Runtime not run: {error}")
-        return {}
-    return {"ONNX Runtime": export.OnnxDetector(path, num_threads=threads)}
+def onnx_detectors(model, images, tmp, quick, threads):
+    """name -> `OnnxDetector` of `model`'s float32 and int8 `.onnx` exports, or {} without the `onnx` extra."""
+    detectors = {}
+    for quantize, name in (("none", "ONNX Runtime"), ("int8", "ONNX Runtime int8")):
+        log(f"exporting {name}")
+        calibration = images[: 2 if quick else 8] if quantize == "int8" else None
+        try:
+            path = export.export_onnx(model, os.path.join(tmp, f"model_{quantize}.onnx"), quantize=quantize,
+                                      calibration=calibration, verbose=False, **POSTPROCESS)
+        except ImportError as error:
+            log(f"ONNX Runtime not run: {error}")
+            return {}
+        detectors[name] = export.OnnxDetector(path, num_threads=threads)
+    return detectors
 
 
 def tflite_detectors(model, images, tmp, quick, threads):
@@ -370,7 +377,7 @@ def main():
             args.saved_models[name] = tf.saved_model.load(path).signatures["serving_default"]
         args.exported = {} if args.no_tflite else tflite_detectors(model, images, tmp, quick, runtime_threads)
         if not args.no_onnx:
-            args.exported.update(onnx_detector(model, tmp, runtime_threads))
+            args.exported.update(onnx_detectors(model, images, tmp, quick, runtime_threads))
 
         cases = {}
         for batch in (small, large):
@@ -458,6 +465,7 @@ def main():
         ("TFLite dynamic-range (LiteRT)", "TFLite dynamic", "float32"),
         ("TFLite int8 (LiteRT)", "TFLite int8", "float32"),
         ("ONNX Runtime (CPU)", "ONNX Runtime", "float32"),
+        ("ONNX Runtime int8 (QDQ, CPU)", "ONNX Runtime int8", "float32"),
     ]
     rows = [r for r in rows if (r[1], small) in seconds]
     for what, name, keras_policy in rows:

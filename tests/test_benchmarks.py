@@ -18,6 +18,7 @@ DETECTOR_ROWS = (
     "TFLite dynamic-range (LiteRT)",
     "TFLite int8 (LiteRT)",
     "ONNX Runtime (CPU)",
+    "ONNX Runtime int8 (QDQ, CPU)",
 )
 # Rows of this machine's automatic precision, where it is not float32 (bf16 CPUs).
 POLICY_ROWS = (

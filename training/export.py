@@ -4,6 +4,8 @@
     python -m training.export --model M.keras --format tflite --quantize int8 \\
         --calibration-dataset shapes --output saved_models
     python -m training.export --model M.keras --format onnx --output saved_models
+    python -m training.export --model M.keras --format onnx --quantize int8 \
+        --calibration-dataset shapes --output saved_models
     python -m training.export --model M.keras --saved-model-precision mixed_bfloat16 --output saved_models
 
 SavedModel: written to `<output>/<name>/<version>/` (the layout TF Serving
@@ -15,7 +17,9 @@ AVX512_BF16 or AMX). TFLite: `<output>/<name>.tflite` (float32) or
 is an error unless `--overwrite`; every `.tflite` carries TFLite metadata
 with the class names (MediaPipe's `ObjectDetector` loads it as it is). ONNX:
 `<output>/<name>.onnx` (post-processing inside, for ONNX Runtime; needs the
-`onnx` extra) plus `<name>.labels.txt`, `--overwrite` as for TFLite. Several
+`onnx` extra) or `<output>/<name>_int8.onnx` (the network quantised for ONNX Runtime,
+`--quantize int8`; ONNX takes `none` and `int8`) plus `<stem>.labels.txt`,
+`--overwrite` as for TFLite. Several
 formats and quantisations can be written in one call (`--format saved_model
 tflite --quantize none int8`). Phone apps may want `--score-threshold 0.3
 --max-detections 20`, and `--nms fast` with many classes.
@@ -25,6 +29,7 @@ import os
 import sys
 
 from keras_ssd import export
+from keras_ssd.export.onnx import QUANTIZATIONS as ONNX_QUANTIZATIONS
 from keras_ssd.model import load_ssd
 from keras_ssd.precision import POLICIES, SHORT_NAMES
 from training import cli, options
@@ -34,8 +39,8 @@ COMMAND = options.Command("python -m training.export", __doc__, [
     Option("model", "a .keras file saved from an SSD model", required=True),
     Option("format", "export format(s) (default saved_model)", nargs="+", default=["saved_model"],
            choices=("saved_model", "tflite", "onnx")),
-    Option("quantize", "TFLite quantisation(s) (default none)",
-           nargs="+", default=["none"], choices=tuple(export.QUANTIZATIONS)),
+    Option("quantize", "quantisation(s): .tflite takes none, dynamic, float16 and int8; .onnx none and int8 "
+           "(default none)", nargs="+", default=["none"], choices=tuple(export.QUANTIZATIONS)),
     Option("saved_model_precision", "the SavedModel's network precision: float32 (any machine) or "
            "mixed_bfloat16 (serving on CPUs with AVX512_BF16 or AMX, 2-3x faster there); the bf16 model's "
            "default name ends in _bf16 (default float32)", default="float32", choices=POLICIES),
@@ -53,17 +58,19 @@ COMMAND = options.Command("python -m training.export", __doc__, [
 ])
 
 
-def tflite_path(output, name, quantize):
-    """`<output>/<name>.tflite` for float32, `<output>/<name>_<quantize>.tflite` otherwise."""
+def file_path(output, name, quantize, extension):
+    """`<output>/<name><extension>` for float32, `<output>/<name>_<quantize><extension>` otherwise."""
     suffix = "" if quantize == "none" else f"_{quantize}"
-    return os.path.join(output, f"{name}{suffix}.tflite")
+    return os.path.join(output, f"{name}{suffix}{extension}")
 
 
 def run(args):
     """Exports `args.model` as asked; returns the list of written paths."""
-    if "saved_model" in args.format and args.quantize != ["none"] and "tflite" not in args.format:
-        raise ValueError(f"--quantize {args.quantize} applies to --format tflite only")
-    if "int8" in args.quantize and "tflite" in args.format and not args.calibration_dataset:
+    onnx_quantize = [q for q in args.quantize if q in ONNX_QUANTIZATIONS]
+    if args.quantize != ["none"] and "tflite" not in args.format and not ("onnx" in args.format and onnx_quantize):
+        raise ValueError(f"--quantize {args.quantize} applies to --format tflite (any) and onnx (none, int8)")
+    quantizing_int8 = "int8" in args.quantize and ("tflite" in args.format or "onnx" in args.format)
+    if quantizing_int8 and not args.calibration_dataset:
         raise ValueError("--quantize int8 needs --calibration-dataset (e.g. your training source)")
     model = load_ssd(args.model)
     name = args.name or model.name
@@ -83,19 +90,19 @@ def run(args):
         written.append(export.export_saved_model(
             model, args.output, name=name + suffix, version=args.version, precision=precision, **postprocess
         ))
+    calibration = None
+    if quantizing_int8:
+        calibration = export.calibration_images(
+            options.load_dataset_options(args, "calibration_"),
+            model.ssd_config.image_size,
+            args.calibration_examples,
+        )
     if "tflite" in args.format:
-        calibration = None
-        if "int8" in args.quantize:
-            calibration = export.calibration_images(
-                options.load_dataset_options(args, "calibration_"),
-                model.ssd_config.image_size,
-                args.calibration_examples,
-            )
         for quantize in args.quantize:
             written.append(
                 export.export_tflite(
                     model,
-                    tflite_path(args.output, name, quantize),
+                    file_path(args.output, name, quantize, ".tflite"),
                     quantize=quantize,
                     calibration=calibration,
                     use_regular_nms=args.nms == "regular",
@@ -104,8 +111,11 @@ def run(args):
                 )
             )
     if "onnx" in args.format:
-        path = os.path.join(args.output, f"{name}.onnx")
-        written.append(export.export_onnx(model, path, overwrite=args.overwrite, **postprocess))
+        for quantize in onnx_quantize or ["none"]:
+            written.append(export.export_onnx(
+                model, file_path(args.output, name, quantize, ".onnx"), quantize=quantize,
+                calibration=calibration if quantize == "int8" else None, overwrite=args.overwrite, **postprocess,
+            ))
     return written
 
 

@@ -20,7 +20,9 @@ traced graph. The file has only standard ONNX ops.
 
 The class names go into the model's `metadata_props` (`CLASS_NAMES_KEY`, the
 label-map text: line k names class k) and beside the file as
-`<stem>.labels.txt`.
+`<stem>.labels.txt`. `quantize="int8"` writes the network quantised for ONNX
+Runtime (`onnx_quantize`: QDQ, int8 weights per channel, uint8 activations,
+pre- and post-processing float32).
 """
 
 import importlib
@@ -38,6 +40,7 @@ from keras_ssd.version import __version__
 OPSET = 18
 CLASS_NAMES_KEY = "class_names"
 INPUT_NAME = "images"
+QUANTIZATIONS = ("none", "int8")
 
 
 def require(module):
@@ -112,26 +115,43 @@ def convert_to_onnx(model, *, opset=OPSET, verbose=True, **postprocess):
     return proto
 
 
-def export_onnx(model, path, *, opset=OPSET, overwrite=False, verbose=True, **postprocess):
+def export_onnx(model, path, *, quantize="none", calibration=None, opset=OPSET, overwrite=False, verbose=True,
+                **postprocess):
     """Writes `convert_to_onnx(...)` to the `.onnx` file `path`, its class names to `<stem>.labels.txt`.
 
     Args:
         model, opset, verbose, **postprocess: as for `convert_to_onnx`.
         path, overwrite: the file, and whether an existing one may be
             replaced (as for `export_tflite`).
+        quantize: "none" (float32) or "int8" (`onnx_quantize.quantize_onnx`).
+        calibration: for int8, uint8 `[N, S, S, 3]` representative images
+            (`keras_ssd.export.calibration_images` of training data).
 
     Returns:
         `path`.
 
     Raises:
         FileExistsError: `path` exists and `overwrite` is False.
-        ValueError: `path` does not end in `.onnx`, or as `convert_to_onnx`.
+        ValueError: `path` does not end in `.onnx`, an unknown `quantize`, int8
+            without calibration images, or as `convert_to_onnx`.
     """
     path = os.fspath(path)
     if not path.endswith(".onnx"):
         raise ValueError(f"ONNX path must end in .onnx, got {path!r}")
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"ONNX quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
+    if (quantize == "int8") != (calibration is not None):
+        raise ValueError("calibration images are needed for quantize='int8', and only for it")
     versioning.refuse_existing(path, overwrite)
     proto = convert_to_onnx(model, opset=opset, verbose=verbose, **postprocess)
+    if quantize == "int8":
+        from keras_ssd.export.onnx_quantize import quantize_onnx
+
+        start = time.perf_counter()
+        proto = quantize_onnx(proto, calibration)
+        if verbose:
+            print(f"ONNX export: int8 on {len(calibration)} calibration images in "
+                  f"{time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     versioning.write_atomically(path, proto.SerializeToString())
     labels.write_labels(labels.labels_path_beside(path), labels.model_class_names(model))
     return path

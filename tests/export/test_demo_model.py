@@ -61,11 +61,15 @@ def test_demo_model_map_and_its_exports(demo_model, validation, tmp_path, capsys
     int8_path = export.export_tflite(
         demo_model, str(tmp_path / "int8.tflite"), quantize="int8", calibration=calibration, verbose=False
     )
+    onnx_int8_path = export.export_onnx(
+        demo_model, str(tmp_path / "int8.onnx"), quantize="int8", calibration=calibration, verbose=False
+    )
     maps = {
         "float32 (shipped)": _voc07_map(export.TFLiteDetector(os.path.join(DEMO, "ssd_tiny.tflite")), validation),
         "int8 (shipped)": _voc07_map(export.TFLiteDetector(os.path.join(DEMO, "ssd_tiny_int8.tflite")), validation),
         "int8 (exported now)": _voc07_map(export.TFLiteDetector(int8_path), validation),
         "onnx (shipped)": _voc07_map(export.OnnxDetector(os.path.join(DEMO, "ssd_tiny.onnx")), validation),
+        "onnx int8 (exported now)": _voc07_map(export.OnnxDetector(onnx_int8_path), validation),
     }
     with capsys.disabled():
         print(f"\ndemo model VOC07 mAP: keras {keras_map:.4f}, " + ", ".join(f"{k} {v:.4f}" for k, v in maps.items()))
@@ -73,6 +77,7 @@ def test_demo_model_map_and_its_exports(demo_model, validation, tmp_path, capsys
     assert abs(maps["onnx (shipped)"] - keras_map) < 0.005
     assert maps["float32 (shipped)"] - maps["int8 (shipped)"] <= 0.02
     assert maps["float32 (shipped)"] - maps["int8 (exported now)"] <= 0.02
+    assert maps["onnx (shipped)"] - maps["onnx int8 (exported now)"] <= 0.02
     assert np.isfinite(list(maps.values())).all()
 
 

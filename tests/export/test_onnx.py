@@ -187,9 +187,41 @@ def test_predict_and_evaluate_run_the_onnx_file(onnx_file, model_file, tmp_path)
     assert result["detections"][0]["score"] == pytest.approx(float(best["detection_scores"][0, 0]), abs=1e-4)
 
     options = {**SHAPES, "num_examples": 48}
-    keras_map = evaluate.evaluate(model_file, "shapes", "validation", dataset_options=options)["mAP"]
+    keras_map = evaluate.evaluate(model_file, "shapes", "validation", dataset_options=options,
+                                  precision="float32")["mAP"]
     onnx_map = evaluate.evaluate(onnx_file, "shapes", "validation", dataset_options=options)["mAP"]
     assert keras_map > 0.3 and abs(onnx_map - keras_map) < 0.005, (keras_map, onnx_map)
+
+
+def test_int8_file_quantises_the_network_only(model_file, onnx_file, tmp_path):
+    """`--quantize int8`: QDQ around the convolutions, decoder and NMS untouched, same interface."""
+    assert export_cli.main(["--model", model_file, "--format", "onnx", "--quantize", "int8", "--output",
+                            str(tmp_path), "--calibration-dataset", "shapes", "--calibration-examples", "16"]) == 0
+    path = tmp_path / "ssd_tiny_int8.onnx"
+    assert (tmp_path / "ssd_tiny_int8.labels.txt").exists()
+    int8, float32 = onnx.load(path), onnx.load(onnx_file)
+    onnx.checker.check_model(int8)
+    convs = [node for node in int8.graph.node if node.op_type == "Conv"]
+    producers = {out: node for node in int8.graph.node for out in node.output}
+    assert convs and all(producers[conv.input[1]].op_type == "DequantizeLinear" for conv in convs)
+    decoder = [node for node in int8.graph.node if "/detection_decoder" in node.name]
+    assert decoder and not any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in decoder)
+    assert os.path.getsize(path) < 0.4 * os.path.getsize(onnx_file)  # int8 weights
+    assert [(i.name, i.type) for i in int8.graph.input] == [(i.name, i.type) for i in float32.graph.input]
+    assert [(o.name, o.type) for o in int8.graph.output] == [(o.name, o.type) for o in float32.graph.output]
+    assert export.OnnxDetector(str(path)).class_names == export.OnnxDetector(onnx_file).class_names
+
+
+def test_int8_needs_calibration_and_rejects_other_quantisations(trained_model, model_file, tmp_path, capsys):
+    with pytest.raises(ValueError, match="calibration images are needed"):
+        export.export_onnx(trained_model, tmp_path / "m.onnx", quantize="int8")
+    with pytest.raises(ValueError, match="ONNX quantize must be one of"):
+        export.export_onnx(trained_model, tmp_path / "m.onnx", quantize="dynamic")
+    status = export_cli.main(["--model", model_file, "--format", "onnx", "--quantize", "dynamic",
+                              "--output", str(tmp_path)])
+    assert status == 2
+    assert "applies to --format tflite (any) and onnx (none, int8)" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.onnx"))
 
 
 @pytest.mark.full_size
