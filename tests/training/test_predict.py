@@ -78,7 +78,7 @@ def test_export_cli_versions_and_refusals(model_file, tmp_path, capsys):
     assert export_cli.main(["--model", model_file, "--format", "tflite", "--quantize", "int8", "--output", base]) == 2
     assert "--quantize int8 needs --calibration-dataset" in capsys.readouterr().err
     assert export_cli.main(["--model", model_file, "--quantize", "float16", "--output", base]) == 2
-    assert "applies to --format tflite only" in capsys.readouterr().err
+    assert "applies to --format tflite (any) and onnx (none, int8)" in capsys.readouterr().err
     assert export_cli.main(["--model", str(tmp_path / "missing.keras"), "--output", base]) == 2
     assert "does not exist" in capsys.readouterr().err
 
