@@ -526,8 +526,8 @@ def main():
         "- post-processing on both sides: score > {score_threshold}, top {pre_nms_top_k} per class, "
         "NMS IoU {nms_iou_threshold}, {max_detections} per image (TFLite: its "
         "TFLite_Detection_PostProcess op with the same thresholds)".format(**POSTPROCESS),
-        "- GFLOP/s: 2 FLOPs per conv MAC; a training step counts 3x the forward FLOPs; % of the peak of the "
-        "row's precision (int8 rows have none: their FLOPs are 8-bit operations)",
+        ("- GFLOP/s: 2 FLOPs per conv MAC; a training step counts 3x the forward FLOPs; % of the peak of the "
+         "row's precision (int8 rows have none: their FLOPs are 8-bit operations)"),
         ("- CPU time: process CPU seconds per image (`time.process_time`, all threads), torch's over "
         "keras_ssd's: the work each does, which moves far less with machine load than wall time"),
     ]

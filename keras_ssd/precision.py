@@ -8,8 +8,8 @@ oneDNN on; `benchmarks/compare.py`):
 
 * CPUs with AVX512_BF16 or AMX (AMD Zen 4, Intel Sapphire / Emerald Rapids),
   oneDNN on (TensorFlow's default there): `mixed_bfloat16`, no XLA. oneDNN's
-  bf16 kernels ran the training step 1.9x (Zen 4) and 2.5x (AMX) faster than
-  float32 and the detector 1.9x and 3x; XLA's CPU compiler does not use them
+  bf16 kernels ran the training step 1.7x (Zen 4) and 2.5x (AMX) faster than
+  float32 and the detector 1.7-2x and 3x; XLA's CPU compiler does not use them
   (the bf16 step with XLA: 0.76 against 1.55 img/s on Zen 4).
 * Other CPUs (AVX2 only, or AVX-512 without BF16), or oneDNN off: `float32`
   (bf16 has no hardware there); XLA for the training step of `XLA_PRESETS`
@@ -76,7 +76,7 @@ def auto_precision() -> Choice:
         return Choice("float32", f"GPU {name} has no tensor cores (compute capability below 7.0)")
     flags = " and ".join(flag.upper() for flag in _bf16_flags())
     if flags and cpu.onednn_enabled():
-        return Choice("mixed_bfloat16", f"CPU with {flags} and oneDNN on: its bf16 kernels ran SSD300 1.9-3x "
+        return Choice("mixed_bfloat16", f"CPU with {flags} and oneDNN on: its bf16 kernels ran SSD300 1.7-3x "
                                         "faster than float32")
     if flags:
         return Choice("float32", f"CPU with {flags} but oneDNN off (TF_ENABLE_ONEDNN_OPTS=0): TensorFlow's "

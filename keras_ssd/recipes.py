@@ -24,7 +24,12 @@ from keras_ssd.data.augment import AugmentOptions
 from keras_ssd.losses import SSD_LOSS_TERMS, SSDLoss, SSDLossTerm
 from keras_ssd.model import ssd_config_of
 from keras_ssd.optimizers import OPTIMIZERS, REFERENCE_BATCH_SIZE
-from keras_ssd.precision import PRECISIONS, policy_of, resolve_jit_compile, resolve_precision
+from keras_ssd.precision import (
+    PRECISIONS,
+    policy_of,
+    resolve_jit_compile,
+    resolve_precision,
+)
 
 SCHEDULES = ("cosine", "step")
 JIT_COMPILE = ("auto", True, False)

@@ -4,7 +4,7 @@
     python -m training.export --model M.keras --format tflite --quantize int8 \\
         --calibration-dataset shapes --output saved_models
     python -m training.export --model M.keras --format onnx --output saved_models
-    python -m training.export --model M.keras --format onnx --quantize int8 \
+    python -m training.export --model M.keras --format onnx --quantize int8 \\
         --calibration-dataset shapes --output saved_models
     python -m training.export --model M.keras --saved-model-precision mixed_bfloat16 --output saved_models
 

@@ -9,7 +9,8 @@ a crash resumes from the last finished epoch (`keras.callbacks.BackupAndRestore`
 Files in `--output`: `best.keras` (highest val_mAP), `last.keras`,
 `log.csv` (per epoch: loss, val_mAP, learning_rate and `minutes`, the wall time since the
 command started, evaluation included), `logs/` (TensorBoard), `metrics.json` (final evaluation, the
-recipe used, and the precision and XLA setting taken on this machine with the reasons), `report/` (`report.html` and its PNGs: curves, per-class table, PR and F1 curves,
+recipe used, and under `machine` the precision and XLA setting taken on this machine with the
+reasons), `report/` (`report.html` and its PNGs: curves, per-class table, PR and F1 curves,
 confusion matrix, default-box coverage, validation images; `keras_ssd.evaluation.report`),
 `backup/` (resume state; removed when training finishes). A run
 that fails before its first checkpoint removes the `--output` folder it created
