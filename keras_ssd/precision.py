@@ -27,8 +27,6 @@ import dataclasses
 
 import keras
 
-from keras_ssd import cpu
-
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 PRECISIONS = ("auto",) + POLICIES
 # Short names for file and model names, e.g. "ssd_tiny_bf16".
@@ -62,6 +60,10 @@ def _gpu():
 
 
 def _bf16_flags():
+    # Imported here: `python -m keras_ssd.cpu` runs that module as __main__, and an import
+    # of it while the package loads would make runpy warn.
+    from keras_ssd import cpu
+
     return [flag for flag in cpu.kernel_flags() if flag in BF16_FLAGS]
 
 
@@ -74,6 +76,8 @@ def auto_precision() -> Choice:
             return Choice("mixed_float16", f"GPU {name} (compute capability {capability[0]}.{capability[1]}) "
                                            "has tensor cores for float16")
         return Choice("float32", f"GPU {name} has no tensor cores (compute capability below 7.0)")
+    from keras_ssd import cpu
+
     flags = " and ".join(flag.upper() for flag in _bf16_flags())
     if flags and cpu.onednn_enabled():
         return Choice("mixed_bfloat16", f"CPU with {flags} and oneDNN on: its bf16 kernels ran SSD300 1.7-3x "
