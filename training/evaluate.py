@@ -71,7 +71,7 @@ def _load(model_path, examples, batch_size, dataset, preset=None, precision="aut
         )
     if precision != "auto":
         raise ValueError(f"--precision {precision} applies to .keras models; {model_path!r} runs in the "
-                         "precision it was exported in (training.export --precision)")
+                         "precision it was exported in (training.export --saved-model-precision)")
     detector = export.load_detector(model_path)
     names = detector.class_names or keras_ssd.data.class_names(dataset)
     cfg = None

@@ -146,6 +146,8 @@ def predict(model, image_paths, output, min_score=0.3, precision="auto"):
             `output` folder this call made is removed.
     """
     detector = load_detector(model, precision)
+    if hasattr(detector, "precision"):  # a .keras model: say which precision this machine got
+        print(f"precision: {detector.precision.value} ({detector.precision.reason})")
     results, errors, stems = [], [], set()
     with cli.output_folder(output, keep=lambda: bool(results)):
         for path in image_paths:

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import DEMO_MODEL
+from PIL import Image
 
 from keras_ssd import data, export
 from keras_ssd.evaluation import VOCEvaluator
-from training import evaluate
+from training import evaluate, predict
 from training import export as export_cli
 
 # bf16 keeps 8 significant bits; the tolerances are ~3x the measured differences.
@@ -113,3 +114,13 @@ def test_precision_of_an_exported_model_is_a_clear_error(trained_model, saved_mo
         export.load_detector(saved_model_dir, precision="mixed_bfloat16")
     with pytest.raises(ValueError, match="precision must be one of"):
         export.export_saved_model(trained_model, "unused", precision="bf16")
+
+
+def test_predict_and_evaluate_say_the_precision_and_refuse_it_for_exports(saved_model_dir, tmp_path, capsys):
+    image = tmp_path / "shape.png"
+    Image.fromarray(next(data.load("shapes", "validation").as_numpy_iterator())["image"]).save(image)
+    assert predict.main(["--model", DEMO_MODEL, str(image), "--output", str(tmp_path / "out"),
+                         "--precision", "mixed_bfloat16"]) == 0
+    assert "precision: mixed_bfloat16 (given)" in capsys.readouterr().out
+    assert evaluate.main(["--model", saved_model_dir, "--precision", "float32", "--examples", "2"]) == 2
+    assert "--precision float32 applies to .keras models" in capsys.readouterr().err
