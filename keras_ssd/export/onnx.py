@@ -35,6 +35,7 @@ import tensorflow as tf
 from keras_ssd.detector import build_detector
 from keras_ssd.export import labels, versioning
 from keras_ssd.model import ssd_config_of
+from keras_ssd.precision import with_precision
 from keras_ssd.version import __version__
 
 OPSET = 18
@@ -63,7 +64,8 @@ def convert_to_onnx(model, *, opset=OPSET, verbose=True, **postprocess):
     """Converts an SSD model, with its post-processing, to an ONNX model.
 
     Args:
-        model: an `SSD` model (`keras_ssd.build_ssd` or a loaded `.keras` file).
+        model: an `SSD` model (`keras_ssd.build_ssd` or a loaded `.keras` file), in any
+            precision: the file is converted from its float32 twin.
         opset: the ONNX opset (tf2onnx targets up to 18; NonMaxSuppression
             needs 11 or more).
         verbose: print progress to stderr (conversion takes seconds to a
@@ -80,6 +82,7 @@ def convert_to_onnx(model, *, opset=OPSET, verbose=True, **postprocess):
     """
     cfg = ssd_config_of(model, "convert_to_onnx")
     onnx, tf2onnx = require("onnx"), require("tf2onnx")
+    model = with_precision(model, "float32")  # a model trained in bf16 converts from its float32 twin
     from keras_ssd.export import onnx_nms
 
     detector = build_detector(model, **postprocess)

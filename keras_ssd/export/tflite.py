@@ -43,6 +43,7 @@ from keras_ssd.export.images import resize_images
 from keras_ssd.export.tflite_metadata import add_detection_metadata
 from keras_ssd.export.tflite_postprocess import FLOAT_SCOPE, detection_postprocess
 from keras_ssd.model import ssd_config_of
+from keras_ssd.precision import with_precision
 from keras_ssd.version import __version__
 
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
@@ -154,7 +155,8 @@ def convert_to_tflite(model, *, quantize="none", calibration=None, use_regular_n
     """Converts an SSD model to `.tflite` bytes with embedded metadata.
 
     Args:
-        model: an `SSD` model (`keras_ssd.build_ssd` or a loaded `.keras` file).
+        model: an `SSD` model (`keras_ssd.build_ssd` or a loaded `.keras` file), in any
+            precision: the file is converted from its float32 twin.
         quantize: one of `QUANTIZATIONS`.
         calibration: for `"int8"`, uint8 `[M, S, S, 3]` representative images
             (`calibration_images` of the training data); ignored otherwise.
@@ -177,6 +179,7 @@ def convert_to_tflite(model, *, quantize="none", calibration=None, use_regular_n
     cfg = ssd_config_of(model, "convert_to_tflite")
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"Unknown quantize {quantize!r}; valid: {QUANTIZATIONS}")
+    model = with_precision(model, "float32")  # a model trained in bf16 converts from its float32 twin
     # The TFLite ops take their settings from the Keras detector's own decoder.
     decoder = build_detector(model, **postprocess).get_layer("detection_decoder")
     if quantize == "int8":

@@ -14,7 +14,7 @@ import tensorflow as tf
 from conftest import DEMO_MODEL
 from PIL import Image
 
-from keras_ssd import data, export
+from keras_ssd import data, export, precision
 from keras_ssd.evaluation import VOCEvaluator
 from training import evaluate, predict
 from training import export as export_cli
@@ -124,3 +124,15 @@ def test_predict_and_evaluate_say_the_precision_and_refuse_it_for_exports(saved_
     assert "precision: mixed_bfloat16 (given)" in capsys.readouterr().out
     assert evaluate.main(["--model", saved_model_dir, "--precision", "float32", "--examples", "2"]) == 2
     assert "--precision float32 applies to .keras models" in capsys.readouterr().err
+
+
+def test_a_model_in_bf16_exports_to_tflite_and_onnx_as_float32(trained_model, images, tmp_path):
+    """A model trained in bf16 (what `with_precision` or training.train gives) converts from its float32 twin."""
+    bf16 = precision.with_precision(trained_model, "mixed_bfloat16")
+    for name, model in (("float32", trained_model), ("bf16", bf16)):
+        export.export_tflite(model, tmp_path / f"{name}.tflite", verbose=False)
+        export.export_onnx(model, tmp_path / f"{name}.onnx", verbose=False)
+    for suffix, reader in ((".tflite", export.TFLiteDetector), (".onnx", export.OnnxDetector)):
+        ours, theirs = (reader(str(tmp_path / f"{name}{suffix}"))(images) for name in ("float32", "bf16"))
+        for key in ours:
+            np.testing.assert_array_equal(ours[key], theirs[key], err_msg=f"{suffix} {key}")
