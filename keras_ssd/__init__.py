@@ -2,6 +2,7 @@
 
 from keras_ssd import convert, data, evaluation, export, optimizers, precision, recipes
 from keras_ssd.config import SSDConfig
+from keras_ssd.default_box_fit import fit_default_boxes, training_boxes
 from keras_ssd.detector import build_detector
 from keras_ssd.encoder import TargetEncoder
 from keras_ssd.layers import DefaultBoxes, DetectionDecoder, L2Normalization, default_boxes
@@ -25,8 +26,10 @@ __all__ = [
     "default_boxes",
     "evaluation",
     "export",
+    "fit_default_boxes",
     "optimizers",
     "precision",
     "recipes",
+    "training_boxes",
     "with_num_classes",
 ]

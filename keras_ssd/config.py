@@ -76,6 +76,13 @@ class SSDConfig:
             steps want the faster 0.9; `ssdlite320_mobilenetv2` has
             torchvision's ssdlite320 value, 0.97, where Keras' MobileNetV2
             has 0.999).
+        stride4_source: adds a source at stride 4 before the backbone's two,
+            for objects too small for a stride-8 default box to reach the
+            matching IoU (S3FD, Zhang et al. 2017): the last conv of VGG block
+            3 (`conv3_3` in VGG16, side S/4 rounded down), L2-normalised as
+            conv4_3 is (vgg16 only). Its entries come first in every
+            per-source field; `with_stride4_source` adds it to a config.
+            False builds exactly the network without it.
         extra_blocks: extra feature blocks appended after the last backbone source.
         feature_map_sizes: expected side of each source map (checked by
             `build_ssd`).
@@ -115,6 +122,7 @@ class SSDConfig:
     fc7_filters: int = 1024
     batch_norm: bool = False
     batch_norm_momentum: float = 0.99
+    stride4_source: bool = False
     extra_blocks: Tuple[ExtraBlock, ...] = (
         ExtraBlock(256, 512, 3, 2, 1),
         ExtraBlock(128, 256, 3, 2, 1),
@@ -171,6 +179,11 @@ class SSDConfig:
                 f"backbone {self.backbone!r} with head {self.head!r} is batch-normalised "
                 "throughout; batch_norm must be True, got False"
             )
+        if self.stride4_source and self.backbone != "vgg16":
+            raise ValueError(
+                f"stride4_source needs the vgg16 backbone (its block 3 is the stride-4 map); "
+                f"backbone {self.backbone!r} has none"
+            )
         per_source = {
             "steps": self.steps,
             "min_sizes": self.min_sizes,
@@ -183,10 +196,12 @@ class SSDConfig:
                 raise ValueError(
                     f"{field} has {len(value)} entries but feature_map_sizes has {n}: {value!r}"
                 )
-        if n != 2 + len(self.extra_blocks):
+        backbone_sources = 3 if self.stride4_source else 2
+        if n != backbone_sources + len(self.extra_blocks):
             raise ValueError(
                 f"feature_map_sizes has {n} sources but the network has "
-                f"{2 + len(self.extra_blocks)} (2 from the backbone and {len(self.extra_blocks)} extras)"
+                f"{backbone_sources + len(self.extra_blocks)} ({backbone_sources} from the backbone "
+                f"and {len(self.extra_blocks)} extras)"
             )
         for lo, hi in zip(self.min_sizes, self.max_sizes):
             if not 0 < lo <= hi:
@@ -221,12 +236,13 @@ class SSDConfig:
     def source_map_sizes(self, image_size: int) -> Tuple[int, ...]:
         """Side of each source map this network gives at `image_size` px.
 
-        The backbone's two sources follow its own rule (`source_map_sides` in
-        `keras_ssd/backbones/`); extra block k gives
+        The backbone's sources (two, or three with `stride4_source`) follow
+        its own rule (`source_map_sides` in `keras_ssd/backbones/`); extra
+        block k gives
         `(H + 2 padding - kernel_size) // strides + 1`. (`build_ssd` checks
         `feature_map_sizes` against the built network.)
         """
-        sides = list(BACKBONES[self.backbone].source_map_sides(image_size))
+        sides = list(BACKBONES[self.backbone].source_map_sides(image_size, self.stride4_source))
         for block in self.extra_blocks:
             sides.append((sides[-1] + 2 * block.padding - block.kernel_size) // block.strides + 1)
         return tuple(sides)
@@ -263,6 +279,32 @@ class SSDConfig:
             steps=tuple(image_size / side for side in sides),
             min_sizes=tuple(round(s * scale, 2) for s in self.min_sizes),
             max_sizes=tuple(round(s * scale, 2) for s in self.max_sizes),
+        )
+
+    def with_stride4_source(self) -> "SSDConfig":
+        """This config with a stride-4 source added in front of the others.
+
+        The new source's side comes from the backbone (S/4, e.g. 40 at 160 px,
+        75 at 300 px), its step is `image_size / side`, its default boxes
+        follow SSD's scale chain one step below the first source (min size
+        half of today's first, max size today's first) with aspect ratio 2,
+        i.e. 4 boxes per location. The other sources are unchanged.
+
+        Raises:
+            ValueError: the config has one already, or its backbone has no
+                stride-4 map.
+        """
+        if self.stride4_source:
+            raise ValueError(f"{self.name} already has a stride-4 source")
+        side = BACKBONES[self.backbone].source_map_sides(self.image_size, True)[0]
+        return dataclasses.replace(  # validation rejects a backbone without a stride-4 map
+            self,
+            stride4_source=True,
+            feature_map_sizes=(side,) + self.feature_map_sizes,
+            steps=(self.image_size / side,) + self.steps,
+            min_sizes=(round(self.min_sizes[0] / 2, 2),) + self.min_sizes,
+            max_sizes=(self.min_sizes[0],) + self.max_sizes,
+            aspect_ratios=((2,),) + self.aspect_ratios,
         )
 
     @classmethod

@@ -1,7 +1,7 @@
 """Backbones: feature extractors that feed SSD's first two source maps.
 
 Each module has `source_maps(images, cfg)` (raw RGB 0..255 images -> its two
-source maps, preprocessing included), `source_map_sides(image_size)` (the
+source maps, preprocessing included), `source_map_sides(image_size, stride4_source)` (the
 sides those maps have at an input side, its own rounding rule) and
 `load_weights(model, weights)` (ImageNet or a saved `keras.applications` file).
 `BACKBONES` maps `SSDConfig.backbone` to its module.

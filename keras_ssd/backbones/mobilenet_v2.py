@@ -26,8 +26,11 @@ SOURCE_LAYERS = ("block_13_expand_relu", "out_relu")
 BACKBONE_NAME = "mobilenet_v2"
 
 
-def source_map_sides(image_size):
+def source_map_sides(image_size, stride4_source=False):
     """Sides of the two sources at `image_size` px: `(stride 16, stride 32)`.
+
+    `stride4_source` must be False: `SSDConfig` allows a stride-4 source
+    with vgg16 only.
 
     Every stride-2 layer rounds up (`keras.applications`' `correct_pad`), e.g.
     20 and 10 at 320 px, 10 and 5 at 160 px.

@@ -22,30 +22,40 @@ from keras_ssd.layers.preprocessing import VGGPreprocessing
 VGG16_WIDTHS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 
 
-def source_map_sides(image_size):
-    """Sides of the two sources at `image_size` px: `(conv4_3, fc7)`.
+def source_map_sides(image_size, stride4_source=False):
+    """Sides of the sources at `image_size` px: `(conv4_3, fc7)`, or
+    `(conv3_3, conv4_3, fc7)` with `stride4_source`.
 
     Max-pools 1, 2 and 4 round down, pool3 rounds up (Caffe's ceil mode), pool5
-    keeps the side: conv4_3 is at stride 8 and fc7 at stride 16, e.g. 38 and 19
-    at 300 px.
+    keeps the side: conv3_3 is at stride 4, conv4_3 at stride 8 and fc7 at
+    stride 16, e.g. 75, 38 and 19 at 300 px.
     """
-    conv4_3 = -(-(image_size // 2 // 2) // 2)
-    return conv4_3, conv4_3 // 2
+    conv3_3 = image_size // 2 // 2
+    conv4_3 = -(-conv3_3 // 2)
+    sides = (conv4_3, conv4_3 // 2)
+    return (conv3_3,) + sides if stride4_source else sides
 
 
 def source_maps(images, cfg):
-    """SSD's two VGG sources from raw images: L2-normalised conv4_3 and fc7.
+    """SSD's VGG sources from raw images: L2-normalised conv4_3 and fc7, after
+    an L2-normalised conv3_3 when `cfg.stride4_source`.
 
     Args:
         images: float `[B, S, S, 3]` RGB in 0..255.
-        cfg: `SSDConfig`; uses `pixel_mean_bgr`, `l2norm_scale` and the VGG fields.
+        cfg: `SSDConfig`; uses `pixel_mean_bgr`, `l2norm_scale`, `stride4_source`
+            and the VGG fields.
 
     Returns:
-        `[conv4_3_norm, fc7]`: `[B, S/8, S/8, C4]` (ceil) and `[B, S/16, S/16, fc7_filters]`.
+        `[conv4_3_norm, fc7]`: `[B, S/8, S/8, C4]` (ceil) and `[B, S/16, S/16, fc7_filters]`;
+        with `stride4_source`, `[conv3_3_norm, conv4_3_norm, fc7]`, conv3_3_norm
+        `[B, S/4, S/4, C3]` (floor).
     """
     x = VGGPreprocessing(cfg.pixel_mean_bgr, name="preprocessing")(images)
-    conv4_3, fc7 = vgg_features(x, cfg)
-    return [L2Normalization(cfg.l2norm_scale, name="conv4_3_norm")(conv4_3), fc7]
+    conv3_3, conv4_3, fc7 = vgg_features(x, cfg)
+    sources = [L2Normalization(cfg.l2norm_scale, name="conv4_3_norm")(conv4_3), fc7]
+    if cfg.stride4_source:
+        sources.insert(0, L2Normalization(cfg.l2norm_scale, name="conv3_3_norm")(conv3_3))
+    return sources
 
 
 def vgg_features(images, cfg):
@@ -56,15 +66,18 @@ def vgg_features(images, cfg):
         cfg: `SSDConfig`; uses `vgg_widths`, `fc6_*`, `fc7_filters`.
 
     Returns:
-        `(conv4_3, fc7)`: the two source maps, `[B, S/8, S/8, C4]` (ceil) and
+        `(conv3_3, conv4_3, fc7)`: the last conv of blocks 3 and 4 and fc7,
+        `[B, S/4, S/4, C3]` (floor), `[B, S/8, S/8, C4]` (ceil) and
         `[B, S/16, S/16, fc7_filters]`.
     """
     x = images
-    conv4_3 = None
+    conv3_3 = conv4_3 = None
     bn = {"batch_norm": cfg.batch_norm, "batch_norm_momentum": cfg.batch_norm_momentum}
     for block, widths in enumerate(cfg.vgg_widths, start=1):
         for i, filters in enumerate(widths, start=1):
             x = conv_relu(x, filters, 3, f"block{block}_conv{i}", padding="same", **bn)
+        if block == 3:
+            conv3_3 = x
         if block == 4:
             conv4_3 = x
         if block < 5:
@@ -74,7 +87,7 @@ def vgg_features(images, cfg):
     x = keras.layers.MaxPooling2D(3, 1, padding="same", name="block5_pool")(x)
     x = conv_relu(x, cfg.fc6_filters, 3, "fc6", padding="same", dilation_rate=cfg.fc6_dilation, **bn)
     fc7 = conv_relu(x, cfg.fc7_filters, 1, "fc7", **bn)
-    return conv4_3, fc7
+    return conv3_3, conv4_3, fc7
 
 
 def subsample_fc(fc1_kernel, fc1_bias, fc2_kernel, fc2_bias):

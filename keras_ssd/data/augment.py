@@ -27,6 +27,7 @@ tensor of shape [2]) gives the same result.
 
 import dataclasses
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -303,37 +304,44 @@ def filter_objects(example: dict, keep: tf.Tensor) -> dict:
     return example
 
 
-def augment_example(
-    example: dict,
-    image_size: int,
-    seed: tf.Tensor,
-    options: AugmentOptions = AugmentOptions(),
-) -> dict:
-    """Applies SSD augmentation to one example and resizes it.
+class Geometry(NamedTuple):
+    """The sampled geometric steps of one example (`sample_geometry`).
+
+    Attributes:
+        boxes: float32 `[M, 4]` the objects after expand, crop, flip,
+            normalised `[ymin, xmin, ymax, xmax]` of the output, clipped to it.
+        keep: bool `[M]`, objects that stay: centre in the patch and at least
+            `min_box_size` output pixels high and wide.
+        window: float32 `[4]`, the patch in canvas-normalised coordinates.
+        ratio: scalar canvas side / image side (1 without expand).
+        offset: float32 `[4]`, the image's `(top, left, top, left)` on the canvas
+            as fractions of the canvas side.
+        flip: bool scalar.
+    """
+
+    boxes: tf.Tensor
+    keep: tf.Tensor
+    window: tf.Tensor
+    ratio: tf.Tensor
+    offset: tf.Tensor
+    flip: tf.Tensor
+
+
+def sample_geometry(
+    boxes: tf.Tensor, aspect: tf.Tensor, image_size: int, seeds, options: AugmentOptions
+) -> Geometry:
+    """Samples expand, crop and flip for one example and moves its boxes.
 
     Args:
-        example: `{"image": uint8/float [H, W, 3] RGB 0..255, "boxes": float32
-            [M, 4]` normalised `[ymin, xmin, ymax, xmax]`, `"labels": [M]`,
-            optional `"difficult"`, `"is_crowd"` `[M]`, other keys passed
-            through}`.
+        boxes: float32 `[M, 4]` normalised `[ymin, xmin, ymax, xmax]`.
+        aspect: scalar image height / width in pixels.
         image_size: side S of the square output.
-        seed: int `[2]` stateless seed (e.g. from `tf.data.Dataset.random`).
+        seeds: three int `[2]` stateless seeds (expand, crop, flip).
         options: which steps run, and their parameters.
 
     Returns:
-        The example with `"image"` float32 `[S, S, 3]` RGB 0..255 and the
-        per-object keys transformed and filtered alike; boxes normalised
-        `[ymin, xmin, ymax, xmax]` within [0, 1], each at least
-        `options.min_box_size` output pixels high and wide.
+        A `Geometry`.
     """
-    example = dict(example)
-    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
-    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, num=4))
-    image = example["image"]
-    boxes = tf.reshape(tf.cast(example["boxes"], tf.float32), [-1, 4])
-    shape = tf.shape(image)
-    aspect = tf.cast(shape[0], tf.float32) / tf.cast(shape[1], tf.float32)
-
     if options.expand:
         ratio, offset = sample_expand(seeds[0], options)
     else:
@@ -364,12 +372,82 @@ def augment_example(
     new_boxes = tf.stack([ymin, xmin, ymax, xmax], axis=1)
     min_side = options.min_box_size / image_size
     keep &= (ymax - ymin >= min_side) & (xmax - xmin >= min_side)
-    example["boxes"] = new_boxes
-    example = filter_objects(example, keep)
+    return Geometry(new_boxes, keep, window, ratio, offset4, flip)
+
+
+def _example_seeds(seed):
+    """The four stateless seeds of one example: expand, crop, flip, photometric."""
+    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
+    return tf.unstack(tf.random.experimental.stateless_split(seed, num=4))
+
+
+def image_aspect(image):
+    """Scalar float32 height / width of an `[H, W, C]` image."""
+    shape = tf.shape(image)
+    return tf.cast(shape[0], tf.float32) / tf.cast(shape[1], tf.float32)
+
+
+def augment_boxes(
+    boxes: tf.Tensor,
+    aspect: tf.Tensor,
+    image_size: int,
+    seed: tf.Tensor,
+    options: AugmentOptions = AugmentOptions(),
+) -> tf.Tensor:
+    """The boxes `augment_example` gives for the same `seed`, without the pixels.
+
+    For measuring objects as the matcher sees them in training (e.g.
+    `keras_ssd.fit_default_boxes`), at the cost of a few small ops per example.
+
+    Args:
+        boxes: float `[M, 4]` normalised `[ymin, xmin, ymax, xmax]`.
+        aspect: scalar image height / width in pixels.
+        image_size: side S of the square output.
+        seed: int `[2]` stateless seed.
+        options: which steps run, and their parameters.
+
+    Returns:
+        float32 `[M', 4]`: the objects that stay, normalised to the output.
+    """
+    boxes = tf.reshape(tf.cast(boxes, tf.float32), [-1, 4])
+    geometry = sample_geometry(boxes, aspect, image_size, _example_seeds(seed)[:3], options)
+    return tf.boolean_mask(geometry.boxes, geometry.keep)
+
+
+def augment_example(
+    example: dict,
+    image_size: int,
+    seed: tf.Tensor,
+    options: AugmentOptions = AugmentOptions(),
+) -> dict:
+    """Applies SSD augmentation to one example and resizes it.
+
+    Args:
+        example: `{"image": uint8/float [H, W, 3] RGB 0..255, "boxes": float32
+            [M, 4]` normalised `[ymin, xmin, ymax, xmax]`, `"labels": [M]`,
+            optional `"difficult"`, `"is_crowd"` `[M]`, other keys passed
+            through}`.
+        image_size: side S of the square output.
+        seed: int `[2]` stateless seed (e.g. from `tf.data.Dataset.random`).
+        options: which steps run, and their parameters.
+
+    Returns:
+        The example with `"image"` float32 `[S, S, 3]` RGB 0..255 and the
+        per-object keys transformed and filtered alike; boxes normalised
+        `[ymin, xmin, ymax, xmax]` within [0, 1], each at least
+        `options.min_box_size` output pixels high and wide.
+    """
+    example = dict(example)
+    seeds = _example_seeds(seed)
+    image = example["image"]
+    boxes = tf.reshape(tf.cast(example["boxes"], tf.float32), [-1, 4])
+    geometry = sample_geometry(boxes, image_aspect(image), image_size, seeds[:3], options)
+    example["boxes"] = geometry.boxes
+    example = filter_objects(example, geometry.keep)
 
     # Pixels: one resampling from the source; the window in image coordinates.
-    image_window = (window - offset4) * ratio
-    out, in_rows, in_cols = resample(image, image_window, image_size, flip)
+    image_window = (geometry.window - geometry.offset) * geometry.ratio
+    out, in_rows, in_cols = resample(image, image_window, image_size, geometry.flip)
     if options.photometric:
         out = photometric_distort(out, seeds[3], options)
     example["image"] = tf.cond(

@@ -56,6 +56,9 @@ class Coverage(NamedTuple):
         boxes: float64 `[M, 4]`, the objects, normalised `[ymin, xmin, ymax, xmax]`.
         best_iou: float64 `[M]`, each object's highest IoU with a default box.
         source: int64 `[M]`, the source map (0 = the finest) of that default box.
+        positives: int64 `[M]`, default boxes at IoU >= `threshold` with each
+            object (the matcher's threshold rule; an object with none still
+            gets its best box as its one positive).
         threshold: the config's `match_iou_threshold`.
         image_size: side of the network input in pixels.
         scales: the config's `min_sizes` in pixels: the size bins' edges.
@@ -64,6 +67,7 @@ class Coverage(NamedTuple):
     boxes: np.ndarray
     best_iou: np.ndarray
     source: np.ndarray
+    positives: np.ndarray
     threshold: float
     image_size: int
     scales: tuple
@@ -84,6 +88,16 @@ class Coverage(NamedTuple):
     def share_unmatchable(self) -> float:
         """Share of objects whose best IoU is below the threshold (NaN without objects)."""
         return float(np.mean(self.unmatchable)) if self.best_iou.size else float("nan")
+
+    @property
+    def mean_best_iou(self) -> float:
+        """Mean of `best_iou` (NaN without objects)."""
+        return float(np.mean(self.best_iou)) if self.best_iou.size else float("nan")
+
+    @property
+    def mean_positives(self) -> float:
+        """Mean of `positives` (NaN without objects)."""
+        return float(np.mean(self.positives)) if self.positives.size else float("nan")
 
     def by_size(self) -> list[SizeBin]:
         """Counts per size range, with edges at the default-box scales.
@@ -130,14 +144,18 @@ def default_box_coverage(boxes, cfg) -> Coverage:
     anchors = default_boxes(cfg)
     best_iou = np.zeros(len(boxes))
     best_box = np.zeros(len(boxes), np.int64)
+    positives = np.zeros(len(boxes), np.int64)
     for start in range(0, len(boxes), _BLOCK):
-        iou = pairwise_iou(boxes[start : start + _BLOCK], anchors)
-        best_box[start : start + _BLOCK] = np.argmax(iou, axis=1)
-        best_iou[start : start + _BLOCK] = iou[np.arange(len(iou)), best_box[start : start + _BLOCK]]
+        block = slice(start, start + _BLOCK)
+        iou = pairwise_iou(boxes[block], anchors)
+        best_box[block] = np.argmax(iou, axis=1)
+        best_iou[block] = iou[np.arange(len(iou)), best_box[block]]
+        positives[block] = np.sum(iou >= cfg.match_iou_threshold, axis=1)
     return Coverage(
         boxes,
         best_iou,
         source_of_boxes(cfg)[best_box],
+        positives,
         float(cfg.match_iou_threshold),
         int(cfg.image_size),
         tuple(float(s) for s in cfg.min_sizes),

@@ -11,6 +11,24 @@ import tensorflow as tf
 CLIP_MODES = (False, True, "corners", "center")
 
 
+def location_shapes(min_size, max_size, aspect_ratios, image_size):
+    """float64 `[2 + 2 len(aspect_ratios), 2]`: (h, w) of the default boxes at
+    one location of a source, normalised, in `DefaultBoxes`' order.
+
+    Args:
+        min_size, max_size: the source's scales s_k and s_{k+1} in pixels.
+        aspect_ratios: its extra ratios r.
+        image_size: side of the square input in pixels.
+    """
+    s = min_size / image_size
+    s_prime = math.sqrt(s * max_size / image_size)
+    shapes = [(s, s), (s_prime, s_prime)]
+    for r in aspect_ratios:
+        root = math.sqrt(r)
+        shapes += [(s / root, s * root), (s * root, s / root)]
+    return np.array(shapes, np.float64)
+
+
 @keras.saving.register_keras_serializable(package="keras_ssd")
 class DefaultBoxes(keras.layers.Layer):
     """Generates SSD default boxes, normalised `[ymin, xmin, ymax, xmax]`.
@@ -79,23 +97,13 @@ class DefaultBoxes(keras.layers.Layer):
             **kwargs,
         )
 
-    def _location_shapes(self, k):
-        """(h, w) of the boxes at one location of source k, normalised."""
-        s = self.min_sizes[k] / self.image_size
-        s_prime = math.sqrt(s * self.max_sizes[k] / self.image_size)
-        shapes = [(s, s), (s_prime, s_prime)]
-        for r in self.aspect_ratios[k]:
-            root = math.sqrt(r)
-            shapes += [(s / root, s * root), (s * root, s / root)]
-        return np.array(shapes, np.float64)
-
     def boxes(self):
         """Returns numpy float32 `[N, 4]` yxyx default boxes."""
         per_source = []
         for k, size in enumerate(self.feature_map_sizes):
             offsets = (np.arange(size) + 0.5) * self.steps[k] / self.image_size
             centres = np.array(list(itertools.product(offsets, offsets)))  # row-major (cy, cx)
-            shapes = self._location_shapes(k)
+            shapes = location_shapes(self.min_sizes[k], self.max_sizes[k], self.aspect_ratios[k], self.image_size)
             cy = np.repeat(centres[:, 0], len(shapes))
             cx = np.repeat(centres[:, 1], len(shapes))
             h = np.tile(shapes[:, 0], len(centres))
