@@ -8,13 +8,17 @@ SSDLite of the MobileNetV2 paper (Sandler et al. 2018, section 6.2).
 """
 
 import dataclasses
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 from keras_ssd.backbones import BACKBONES
 from keras_ssd.backbones.vgg16 import VGG16_WIDTHS
 from keras_ssd.heads import HEADS
 from keras_ssd.layers.default_boxes import CLIP_MODES
 from keras_ssd.layers.preprocessing import VGG_BGR_MEAN
+
+
+# The `SSDConfig` fields that make the default boxes.
+BOX_FIELDS = ("stride4_source", "feature_map_sizes", "steps", "min_sizes", "max_sizes", "aspect_ratios")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,6 +310,28 @@ class SSDConfig:
             max_sizes=(self.min_sizes[0],) + self.max_sizes,
             aspect_ratios=((2,),) + self.aspect_ratios,
         )
+
+    def with_preset_boxes(self) -> Optional["SSDConfig"]:
+        """This config with the default boxes of its preset, when they differ from its own.
+
+        A config fitted with `keras_ssd.fit_default_boxes` keeps its preset's
+        `name`; this gives what it would have trained without the fit.
+
+        Returns:
+            This config with the `BOX_FIELDS` of the preset `name` at
+            `image_size`, or None when `name` is no preset, the boxes are the
+            preset's, or the preset's source maps do not fit this network.
+        """
+        if self.name not in PRESETS:
+            return None
+        preset = SSDConfig.from_preset(self.name, image_size=self.image_size, num_classes=self.num_classes)
+        boxes = {field: getattr(preset, field) for field in BOX_FIELDS}
+        if all(getattr(self, field) == value for field, value in boxes.items()):
+            return None
+        try:
+            return dataclasses.replace(self, **boxes)
+        except ValueError:  # other extra blocks than the preset's
+            return None
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "SSDConfig":

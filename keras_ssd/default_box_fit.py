@@ -112,6 +112,17 @@ class BoxFit:
         """The chosen `SSDConfig`."""
         return self.chosen.config
 
+    def summary(self) -> str:
+        """One line: the preset's share of matched objects and the chosen boxes'."""
+        threshold = self.preset.config.match_iou_threshold
+        line = (f"default boxes: the preset covers {self.preset.matched_share:.1%} of {self.num_objects} "
+                f"training objects at IoU >= {threshold:g}; ")
+        if self.chosen is self.preset:
+            best = max((c for c in (self.fitted, self.stride4) if c is not None), key=lambda c: c.matched_share)
+            return line + f"kept (the best fit covers {best.matched_share:.1%})"
+        added = ", a stride-4 source added" if self.chosen is self.stride4 else ""
+        return line + f"fitted: {self.chosen.matched_share:.1%} ({layout(self.chosen.config)}{added})"
+
     def describe(self) -> str:
         """A few lines for logs: each candidate, what was chosen and why."""
         threshold = self.preset.config.match_iou_threshold

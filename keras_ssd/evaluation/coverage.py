@@ -99,15 +99,19 @@ class Coverage(NamedTuple):
         """Mean of `positives` (NaN without objects)."""
         return float(np.mean(self.positives)) if self.positives.size else float("nan")
 
-    def by_size(self) -> list[SizeBin]:
+    def by_size(self, scales=None) -> list[SizeBin]:
         """Counts per size range, with edges at the default-box scales.
+
+        Args:
+            scales: the edges in input pixels (default: this coverage's
+                `scales`; another config's, to compare two on the same ranges).
 
         Returns:
             One `SizeBin` per range: below the smallest default box
             (`[0, min_sizes[0])`), between consecutive `min_sizes`, and at or
             above the largest (`[min_sizes[-1], inf)`).
         """
-        edges = [0.0, *self.scales, float("inf")]
+        edges = [0.0, *(self.scales if scales is None else scales), float("inf")]
         sizes, unmatchable = self.sizes, self.unmatchable
         bins = []
         for low, high in pairwise(edges):
