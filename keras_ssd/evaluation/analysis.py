@@ -29,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from keras_ssd.evaluation.batch_inputs import ImageDetections, ImageGroundTruth
-from keras_ssd.evaluation.voc import ImageMatch, VOCEvaluator, pairwise_iou
+from keras_ssd.evaluation.voc import ImageMatch, VOCEvaluator, match_image, pairwise_iou
 
 # The stated score threshold of the confusion matrix and the image grid, unless told.
 DEFAULT_SCORE_THRESHOLD = 0.3
@@ -71,6 +71,26 @@ class ClassSummary(NamedTuple):
     recall: float
     f1: float
     num_positives: int
+
+
+class SizeAP(NamedTuple):
+    """The mAP of the objects whose size lies in `[low, high)` pixels (`DetectionAnalysis.ap_by_size`).
+
+    Attributes:
+        low, high: the size range, `sqrt(h w)` in pixels of the network input.
+        objects: counted ground-truth objects in the range.
+        mAP: the mean over classes with objects in the range (NaN without any).
+    """
+
+    low: float
+    high: float
+    objects: int
+    mAP: float
+
+
+def _box_sizes(boxes, image_size):
+    """`sqrt(h w)` of normalised `[ymin, xmin, ymax, xmax]` boxes, in pixels of an `image_size` input."""
+    return np.sqrt(np.clip((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 0, None)) * image_size
 
 
 class _Image(NamedTuple):
@@ -124,6 +144,34 @@ class DetectionAnalysis(VOCEvaluator):
         for name, curve in zip(self.names, self.curves()):
             point = curve.best_f1()
             rows.append(ClassSummary(name, curve.average_precision(self.metric), *point, curve.num_positives))
+        return rows
+
+    def ap_by_size(self, edges, image_size: int) -> list[SizeAP]:
+        """The mAP of the objects of each size range, COCO's way (its APsmall/medium/large rule).
+
+        For a range, objects of other sizes are ignored (as difficult ones are:
+        a detection that matches one is neither true nor false), and so are
+        false positives whose own size lies outside the range.
+
+        Args:
+            edges: increasing sizes in input pixels; ranges `[edges[i], edges[i + 1])`.
+            image_size: side of the network input, for sizes of normalised boxes.
+
+        Returns:
+            One `SizeAP` per range.
+        """
+        rows = []
+        for low, high in zip(edges[:-1], edges[1:]):
+            evaluator = VOCEvaluator(self.num_classes, self.metric, self.class_names, self.iou_threshold)
+            for dets, gt, _ in self._images:
+                sizes = _box_sizes(gt.boxes, image_size)
+                gt = gt._replace(difficult=gt.difficult | (sizes < low) | (sizes >= high))
+                match = match_image(dets, gt, self.iou_threshold)
+                outside = _box_sizes(dets.boxes, image_size)[match.order]
+                outside = (outside < low) | (outside >= high)
+                evaluator._add_image(dets, gt, match._replace(fp=match.fp & ~outside))
+            counted = sum(curve.num_positives for curve in evaluator.curves())
+            rows.append(SizeAP(float(low), float(high), counted, evaluator.result()["mAP"]))
         return rows
 
     def _outcome(self, image: _Image):

@@ -140,3 +140,21 @@ def test_confusion_rows_sum_to_gt_counts_and_background_row_to_false_positives(
 def test_bad_score_threshold_is_quoted():
     with pytest.raises(ValueError, match="1.5"):
         DetectionAnalysis(2, score_threshold=1.5)
+
+
+def test_ap_by_size_ignores_objects_and_false_detections_of_other_sizes():
+    # At a 100 px input: object A is 8 px, object B 50 px, both class 0. A detection
+    # finds A; a false 50 px detection lies elsewhere; B is missed.
+    small, large = [0.1, 0.1, 0.18, 0.18], [0.4, 0.4, 0.9, 0.9]
+    analysis = DetectionAnalysis(1)
+    analysis.update(
+        {"detection_boxes": [[small, [0.0, 0.45, 0.5, 0.95]]], "detection_scores": [[0.9, 0.8]],
+         "detection_classes": [[0, 0]], "num_detections": [2]},
+        {"boxes": [[small, large]], "labels": [[0, 0]]},
+    )
+    below, above = analysis.ap_by_size([0, 10, np.inf], 100)
+    # Under 10 px: A found, B and the 50 px false detection ignored.
+    assert (below.low, below.high, below.objects, below.mAP) == (0, 10, 1, 1.0)
+    # 10 px and up: B counted and missed; the detection of A ignored; the false one counts.
+    assert (above.objects, above.mAP) == (1, 0.0)
+    assert analysis.result()["mAP"] == pytest.approx(6 / 11)  # both sizes: recall 1/2 at precision 1
