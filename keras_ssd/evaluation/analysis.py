@@ -29,6 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from keras_ssd.evaluation.batch_inputs import ImageDetections, ImageGroundTruth
+from keras_ssd.evaluation.coverage import object_sizes
 from keras_ssd.evaluation.voc import ImageMatch, VOCEvaluator, match_image, pairwise_iou
 
 # The stated score threshold of the confusion matrix and the image grid, unless told.
@@ -86,11 +87,6 @@ class SizeAP(NamedTuple):
     high: float
     objects: int
     mAP: float
-
-
-def _box_sizes(boxes, image_size):
-    """`sqrt(h w)` of normalised `[ymin, xmin, ymax, xmax]` boxes, in pixels of an `image_size` input."""
-    return np.sqrt(np.clip((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 0, None)) * image_size
 
 
 class _Image(NamedTuple):
@@ -164,10 +160,10 @@ class DetectionAnalysis(VOCEvaluator):
         for low, high in zip(edges[:-1], edges[1:]):
             evaluator = VOCEvaluator(self.num_classes, self.metric, self.class_names, self.iou_threshold)
             for dets, gt, _ in self._images:
-                sizes = _box_sizes(gt.boxes, image_size)
+                sizes = object_sizes(gt.boxes, image_size)
                 gt = gt._replace(difficult=gt.difficult | (sizes < low) | (sizes >= high))
                 match = match_image(dets, gt, self.iou_threshold)
-                outside = _box_sizes(dets.boxes, image_size)[match.order]
+                outside = object_sizes(dets.boxes, image_size)[match.order]
                 outside = (outside < low) | (outside >= high)
                 evaluator._add_image(dets, gt, match._replace(fp=match.fp & ~outside))
             counted = sum(curve.num_positives for curve in evaluator.curves())

@@ -28,6 +28,13 @@ from keras_ssd.layers.default_boxes import default_boxes
 _BLOCK = 256
 
 
+def object_sizes(boxes, image_size) -> np.ndarray:
+    """float64 `[M]`: `sqrt(h * w)` of normalised `[ymin, xmin, ymax, xmax]` boxes `[M, 4]`,
+    in pixels of the square `image_size` input."""
+    boxes = np.asarray(boxes, np.float64)
+    return np.sqrt(np.clip((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 0, None)) * image_size
+
+
 class SizeBin(NamedTuple):
     """Objects whose size lies in `[low, high)` input pixels.
 
@@ -75,9 +82,7 @@ class Coverage(NamedTuple):
     @property
     def sizes(self) -> np.ndarray:
         """float64 `[M]`: each object's `sqrt(h * w)` in input pixels."""
-        heights = self.boxes[:, 2] - self.boxes[:, 0]
-        widths = self.boxes[:, 3] - self.boxes[:, 1]
-        return np.sqrt(np.clip(heights * widths, 0, None)) * self.image_size
+        return object_sizes(self.boxes, self.image_size)
 
     @property
     def unmatchable(self) -> np.ndarray:
