@@ -113,7 +113,7 @@ class ElapsedMinutes(keras.callbacks.Callback):
     """Adds `minutes`, the wall time since `start`, to each epoch's logs.
 
     Put it after the callbacks whose time it should count (e.g. the mAP
-    evaluation) and before the ones that record the logs (`CSVLogger`).
+    evaluation) and before the ones that record the logs (`keras_ssd.run_log.CSVLog`).
     A resumed run counts from its own `start`.
 
     Args:
@@ -133,7 +133,7 @@ class LearningRateLog(keras.callbacks.Callback):
     """Adds `learning_rate`, the optimiser's rate after each epoch's last step, to the epoch's logs.
 
     With a schedule, that is the schedule's value at the optimiser's step count.
-    Put it before the callbacks that record the logs (`CSVLogger`).
+    Put it before the callbacks that record the logs (`keras_ssd.run_log.CSVLog`).
     """
 
     def on_epoch_end(self, epoch, logs=None):

@@ -1,4 +1,4 @@
-"""Checkpoint and backup callbacks under the failures users hit: NaN, kills, resumes."""
+"""Checkpoint, backup and CSV log callbacks under the failures users hit: NaN, kills, resumes."""
 
 import json
 
@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from keras_ssd.callbacks import LearningRateLog, ResumableBackup, SafeModelCheckpoint
+from keras_ssd.run_log import CSVLog
+from numeric_csv import read_numeric_csv
 
 
 def _model():
@@ -96,3 +98,57 @@ def test_learning_rate_log_records_the_schedules_rate_after_each_epoch():
     # 2 steps per epoch: after epochs 1..5 the optimiser has taken 2, 4, 6, 8, 10 steps.
     history = model.fit(x, y, batch_size=4, epochs=5, verbose=0, callbacks=[LearningRateLog()])
     assert history.history["learning_rate"] == pytest.approx([0.3, 0.3, 0.2, 0.2, 0.1])
+
+
+def _log_epochs(path, epochs):
+    """Runs a `CSVLog` over `{epoch: logs}` as a (resumed) `fit` would; returns the callback."""
+    log = CSVLog(path)
+    log.on_train_begin()
+    for epoch, logs in epochs.items():
+        log.on_epoch_end(epoch, dict(logs))
+    return log
+
+
+def test_csv_log_leaves_empty_cells_where_an_epoch_has_no_value(tmp_path):
+    path = tmp_path / "log.csv"
+    # The first epoch has no validation value (Keras' CSVLogger then invented a val_ twin of
+    # every column, wrote NA in them and dropped val_mAP); the second a NaN loss.
+    _log_epochs(path, {0: {"loss": 2.5, "minutes": 0.5}, 1: {"loss": float("nan"), "minutes": 1.0, "val_mAP": 0.25},
+                       2: {"loss": 1.5, "minutes": 1.5, "note": "not a number"}})
+    header, rows = read_numeric_csv(path)
+    assert header == ["epoch", "loss", "minutes", "val_mAP"]
+    assert [row["val_mAP"] for row in rows] == [None, 0.25, None]
+    assert np.isnan(rows[1]["loss"]) and [row["epoch"] for row in rows] == [0, 1, 2]
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_resumed_csv_log_appends_and_rewrites_with_the_union_header(tmp_path):
+    path = tmp_path / "log.csv"
+    _log_epochs(path, {0: {"loss": 3.0}, 1: {"loss": 2.0}})
+    first = path.stat().st_ino
+    _log_epochs(path, {2: {"loss": 1.5}})  # same columns: appended to the same file
+    assert path.stat().st_ino == first
+    _log_epochs(path, {3: {"loss": 1.0, "learning_rate": 1e-3}})  # a new column: rewritten, not appended
+    header, rows = read_numeric_csv(path)
+    assert header == ["epoch", "loss", "learning_rate"]
+    assert [(row["epoch"], row["loss"], row["learning_rate"]) for row in rows] == [
+        (0, 3.0, None), (1, 2.0, None), (2, 1.5, None), (3, 1.0, 1e-3)]
+    assert not list(tmp_path.glob("*.partial")) and not (tmp_path / "log.csv.orig").exists()
+
+
+def test_resumed_csv_log_rewrites_a_keras_csv_logger_file_keeping_the_original(tmp_path, capsys):
+    path = tmp_path / "log.csv"
+    # As Keras' CSVLogger left it: NA cells, never-filled val_ twins, then a run resumed with
+    # more columns appended rows longer than the header (their cells cannot be named).
+    original = ("epoch,loss,minutes,val_loss,val_minutes\r\n0,30.5,0.5,NA,NA\r\n1,20.0,1.0,NA,NA\r\n"
+                "2,9.0,1e-3,4.0,15.0,1.5\r\n")
+    path.write_bytes(original.encode())
+    _log_epochs(path, {3: {"learning_rate": 1e-3, "loss": 8.0, "minutes": 2.0}})
+    header, rows = read_numeric_csv(path)
+    assert header == ["epoch", "loss", "minutes", "learning_rate"]
+    assert [(row["epoch"], row["loss"]) for row in rows] == [(0, 30.5), (1, 20.0), (2, None), (3, 8.0)]
+    assert (tmp_path / "log.csv.orig").read_bytes() == original.encode()
+    (line,) = capsys.readouterr().out.splitlines()
+    assert "log.csv has 1 row(s) (line 4) with another number of cells" in line and "log.csv.orig" in line
+    _log_epochs(path, {4: {"learning_rate": 1e-3, "loss": 7.0, "minutes": 2.5}})  # now clean: appended
+    assert read_numeric_csv(path)[1][-1]["loss"] == 7.0 and not capsys.readouterr().out
