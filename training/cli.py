@@ -9,6 +9,9 @@
 * `output_folder`: a run's output folder does not outlive a run that failed
   before writing anything worth keeping, and a folder the user already had
   is never removed.
+* `optional_step`: a step after the command's main result (the report after
+  the checkpoints and metrics) that fails is one `warning:` line, and the
+  command goes on and exits as it would have.
 """
 
 import contextlib
@@ -16,6 +19,7 @@ import functools
 import os
 import shutil
 import sys
+import traceback
 
 USER_ERRORS = (ValueError, OSError, ImportError)
 
@@ -48,6 +52,33 @@ def entry_point(main):
             return 2
 
     return wrapped
+
+
+def optional_step(step, failure: str, consequence: str):
+    """Runs `step()`, whose failure must not cost the command what it already wrote.
+
+    Any `Exception` from it becomes one line on stderr,
+    `warning: <failure> (<type>: <message>); <consequence>` (set
+    `KERAS_SSD_TRACEBACK=1` to see the traceback too).
+
+    Args:
+        step: a callable without arguments.
+        failure: what did not happen, e.g. "the report could not be written".
+        consequence: what the user has or gets instead, e.g. "checkpoints and
+            metrics.json are in runs/x".
+
+    Returns:
+        `step()`'s value, or None when it raised.
+    """
+    try:
+        return step()
+    except Exception as error:
+        if os.environ.get("KERAS_SSD_TRACEBACK"):
+            traceback.print_exc()
+        message = one_line(error)
+        cause = message if message == type(error).__name__ else f"{type(error).__name__}: {message}"
+        print(f"warning: {failure} ({cause}); {consequence}", file=sys.stderr)
+        return None
 
 
 def _first_missing(path: str) -> "str | None":

@@ -8,6 +8,10 @@ Prints the per-class AP table and writes the result as JSON (default:
 writes the detection report (`report.html` and its PNGs,
 `keras_ssd.evaluation.report`) into DIR; a `.keras` model's report shows the
 training curves and recipe when its folder is a `training.train` run folder.
+A report that cannot be written is one warning line: the model is then evaluated
+without it, and the JSON is written all the same. An option that does not apply
+to the model (`--batch-size`, `--precision` for an exported model; `--preset` for
+a `.keras` model or without `--report`) is an error.
 """
 
 import json
@@ -29,12 +33,14 @@ from keras_ssd.precision import resolve_precision, with_precision
 from training import cli, options
 from training.options import Option
 
+BATCH_SIZE = 16  # a .keras model's evaluation batch, unless given
+
 COMMAND = options.Command("python -m training.evaluate", __doc__, [
     Option("model", "a .keras file saved by training.train, a .tflite or .onnx file or a SavedModel "
            "directory", required=True),
     *options.dataset_options(role="the evaluation data", dataset="shapes"),
     Option("metric", "mAP definition (default voc07)", default="voc07", choices=tuple(evaluation.METRICS)),
-    Option("batch_size", "batch size of a .keras model (default 16)", type=int, default=16),
+    Option("batch_size", f"batch size of a .keras model (default {BATCH_SIZE})", type=int, default=BATCH_SIZE),
     options.precision_option("a .keras model's"),
     Option("output", "JSON file for the result (default: <model>.<metric>.json)"),
     Option("report", "also write the detection report (report.html and its PNGs) into this directory"),
@@ -72,6 +78,9 @@ def _load(model_path, examples, batch_size, dataset, preset=None, precision="aut
     if precision != "auto":
         raise ValueError(f"--precision {precision} applies to .keras models; {model_path!r} runs in the "
                          "precision it was exported in (training.export --saved-model-precision)")
+    if batch_size != BATCH_SIZE:
+        raise ValueError(f"--batch-size {batch_size} applies to .keras models; {model_path!r} runs one raw image "
+                         "at a time")
     detector = export.load_detector(model_path)
     names = detector.class_names or keras_ssd.data.class_names(dataset)
     cfg = None
@@ -82,7 +91,7 @@ def _load(model_path, examples, batch_size, dataset, preset=None, precision="aut
     return _Loaded(detector, keras_ssd.data.eval_pipeline(examples, None, 1), len(names), names, cfg)
 
 
-def evaluate(model_path, dataset, split=None, metric="voc07", batch_size=16, image_dir=None,
+def evaluate(model_path, dataset, split=None, metric="voc07", batch_size=BATCH_SIZE, image_dir=None,
              dataset_options=None, examples=None, report=None, preset=None, precision="auto"):
     """Evaluates the model at `model_path` on `dataset`; returns the evaluator's result.
 
@@ -94,27 +103,43 @@ def evaluate(model_path, dataset, split=None, metric="voc07", batch_size=16, ima
         metric: a key of `keras_ssd.evaluation.METRICS`.
         examples: evaluate on the first N examples only (None: all).
         report: a directory for the detection report, written from the same
-            pass (None: no report).
+            pass (None: no report). A report that fails is one warning line on
+            stderr, and the model is evaluated again without it.
         preset: the `SSDConfig` preset of an exported model, for the report's
-            default-box coverage.
+            default-box coverage (only with `report`).
         precision: a `.keras` model's precision ("auto": this machine's
             fastest, `keras_ssd.precision`); exported models keep theirs.
 
     Raises:
         ValueError: `model_path` does not exist or is not an SSD of keras_ssd,
-            or the dataset is unusable (the message names the file or option).
+            the dataset is unusable (the message names the file or option), or
+            an option does not apply to the model.
     """
     if not os.path.exists(model_path):
         raise ValueError(f"Model {model_path!r} does not exist")
+    if preset and (report is None or model_path.endswith(".keras")):
+        raise ValueError(f"--preset {preset} applies to the --report of an exported model (a .keras model carries "
+                         "its own config)")
     examples = options.load_dataset(
         dataset, options.validation_split(dataset, split), image_dir, dataset_options, examples
     )
     loaded = _load(model_path, examples, batch_size, dataset, preset, precision)
     evaluator = evaluation.make_evaluator(metric, loaded.num_classes, loaded.class_names)
-    if report is None:
-        for batch in loaded.batches:
-            evaluator.update(loaded.detector(np.asarray(batch["image"])), batch)
-        return evaluator.result()
+    if report is not None:
+        reported = cli.optional_step(
+            lambda: _report(loaded, evaluator, report, model_path, dataset, split, metric),
+            "the report could not be written", "evaluating without it",
+        )
+        if reported is not None:
+            return reported
+        evaluator.reset()  # it may hold part of the failed pass
+    for batch in loaded.batches:
+        evaluator.update(loaded.detector(np.asarray(batch["image"])), batch)
+    return evaluator.result()
+
+
+def _report(loaded, evaluator, report, model_path, dataset, split, metric):
+    """Writes the detection report into `report` from one pass that also feeds `evaluator`; returns its result."""
     start = time.time()
     run_dir = os.path.dirname(os.path.abspath(model_path))
     written = detection_report(

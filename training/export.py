@@ -22,7 +22,9 @@ with the class names (MediaPipe's `ObjectDetector` loads it as it is). ONNX:
 `--overwrite` as for TFLite. Several
 formats and quantisations can be written in one call (`--format saved_model
 tflite --quantize none int8`). Phone apps may want `--score-threshold 0.3
---max-detections 20`, and `--nms fast` with many classes.
+--max-detections 20`, and `--nms fast` with many classes. An option that none of
+the formats asked for uses (e.g. `--saved-model-precision` without `--format
+saved_model`, `--nms` without tflite) is an error.
 """
 
 import os
@@ -35,6 +37,9 @@ from keras_ssd.precision import POLICIES, SHORT_NAMES
 from training import cli, options
 from training.options import Option
 
+_QUANTIZATIONS_BY_FORMAT = {"tflite": set(export.QUANTIZATIONS), "onnx": set(ONNX_QUANTIZATIONS)}
+CALIBRATION_OPTIONS = options.dataset_options("calibration_", role="the int8 calibration images", split="train",
+                                              examples=100)
 COMMAND = options.Command("python -m training.export", __doc__, [
     Option("model", "a .keras file saved from an SSD model", required=True),
     Option("format", "export format(s) (default saved_model)", nargs="+", default=["saved_model"],
@@ -48,7 +53,7 @@ COMMAND = options.Command("python -m training.export", __doc__, [
     Option("name", "model name in paths (default: the model's name)"),
     Option("version", "SavedModel version (default: next free)", type=int),
     Option("overwrite", "replace existing .tflite / .onnx files", switch=True, default=False),
-    *options.dataset_options("calibration_", role="the int8 calibration images", split="train", examples=100),
+    *CALIBRATION_OPTIONS,
     Option("score_threshold", "post-processing override", type=float),
     Option("nms_iou_threshold", "post-processing override", type=float),
     Option("max_detections", "post-processing override", type=int),
@@ -64,14 +69,37 @@ def file_path(output, name, quantize, extension):
     return os.path.join(output, f"{name}{suffix}{extension}")
 
 
-def run(args):
-    """Exports `args.model` as asked; returns the list of written paths."""
-    onnx_quantize = [q for q in args.quantize if q in ONNX_QUANTIZATIONS]
-    if args.quantize != ["none"] and "tflite" not in args.format and not ("onnx" in args.format and onnx_quantize):
-        raise ValueError(f"--quantize {args.quantize} applies to --format tflite (any) and onnx (none, int8)")
-    quantizing_int8 = "int8" in args.quantize and ("tflite" in args.format or "onnx" in args.format)
+def check_options(args):
+    """Raises ValueError, naming the option, for an option set (to other than its default) that the
+    formats and quantisations asked for do not use."""
+    formats = set(args.format)
+    taken = {"none"}.union(*(takes for form, takes in _QUANTIZATIONS_BY_FORMAT.items() if form in formats))
+    for quantize in args.quantize:
+        if quantize not in taken:
+            raise ValueError(f"--quantize {quantize} applies to --format tflite (any) and onnx (none, int8), "
+                             f"not to {' '.join(args.format)}")
+    quantizing_int8 = "int8" in args.quantize  # the formats take it (checked above)
     if quantizing_int8 and not args.calibration_dataset:
         raise ValueError("--quantize int8 needs --calibration-dataset (e.g. your training source)")
+    applies = {
+        "saved_model_precision": ("saved_model" in formats, "--format saved_model"),
+        "version": ("saved_model" in formats, "--format saved_model"),
+        "nms": ("tflite" in formats, "--format tflite"),
+        "overwrite": (formats & {"tflite", "onnx"}, "--format tflite or onnx"),
+        **{option.name: (quantizing_int8, "--quantize int8") for option in CALIBRATION_OPTIONS},
+    }
+    for name, (used, by) in applies.items():
+        option = COMMAND.options[name]
+        value = getattr(args, name)
+        if not used and value != option.default:
+            shown = "" if option.switch else f" {value}"
+            raise ValueError(f"{option.flag}{shown} applies only with {by}; this export does not use it")
+
+
+def run(args):
+    """Exports `args.model` as asked; returns the list of written paths."""
+    check_options(args)
+    onnx_quantize = [q for q in args.quantize if q in ONNX_QUANTIZATIONS]
     model = load_ssd(args.model)
     name = args.name or model.name
     postprocess = {
@@ -91,7 +119,7 @@ def run(args):
             model, args.output, name=name + suffix, version=args.version, precision=precision, **postprocess
         ))
     calibration = None
-    if quantizing_int8:
+    if "int8" in args.quantize:
         calibration = export.calibration_images(
             options.load_dataset_options(args, "calibration_"),
             model.ssd_config.image_size,

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import keras_ssd
-from training import cli
+from training import cli, evaluate, export
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = os.path.join(ROOT, "saved_models", "ssd_tiny.keras")
@@ -195,3 +195,42 @@ def test_user_errors_are_one_line_and_internal_errors_keep_their_traceback(capsy
     monkeypatch.setenv("KERAS_SSD_TRACEBACK", "1")
     with pytest.raises(FileNotFoundError):
         mistaken(["x.yaml"])
+
+
+def test_saved_model_precision_without_a_saved_model_is_one_error_line(tmp_path):
+    result = _run("export", "--model", DEMO, "--format", "tflite", "--saved-model-precision", "mixed_bfloat16",
+                  "--output", tmp_path / "out")
+    assert result.returncode == 2
+    assert _error_lines(result) == [
+        "error: --saved-model-precision mixed_bfloat16 applies only with --format saved_model; this export does "
+        "not use it"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+TFLITE = os.path.join(ROOT, "saved_models", "ssd_tiny.tflite")
+
+
+@pytest.mark.parametrize("main, argv, error", [
+    (export.main, ["--format", "saved_model", "--nms", "fast"], "--nms fast applies only with --format tflite"),
+    (export.main, ["--format", "saved_model", "--overwrite"], "--overwrite applies only with --format tflite or onnx"),
+    (export.main, ["--format", "tflite", "--version", "3"], "--version 3 applies only with --format saved_model"),
+    (export.main, ["--format", "tflite", "--calibration-examples", "5"],
+     "--calibration-examples 5 applies only with --quantize int8"),
+    (export.main, ["--format", "onnx", "--quantize", "int8", "dynamic", "--calibration-dataset", "shapes"],
+     "--quantize dynamic applies to --format tflite (any) and onnx (none, int8), not to onnx"),
+    (evaluate.main, ["--model", TFLITE, "--batch-size", "4"], "--batch-size 4 applies to .keras models"),
+    (evaluate.main, ["--model", DEMO, "--preset", "ssd_tiny", "--report"],
+     "--preset ssd_tiny applies to the --report of an exported model"),
+    (evaluate.main, ["--model", TFLITE, "--preset", "ssd_tiny"],
+     "--preset ssd_tiny applies to the --report of an exported model"),
+], ids=["nms", "overwrite", "version", "calibration", "onnx-dynamic", "batch-size", "preset-keras", "preset-no-report"])
+def test_an_option_the_command_would_not_use_is_one_error_line(main, argv, error, tmp_path, capsys):
+    if main is export.main:
+        argv = ["--model", DEMO, *argv, "--output", str(tmp_path / "out")]
+    elif argv[-1] == "--report":
+        argv = [*argv, str(tmp_path / "report")]
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {error}"), line
+    assert os.listdir(tmp_path) == []

@@ -87,3 +87,23 @@ def test_report_of_an_exported_model_has_coverage_only_with_a_preset(tmp_path, n
     assert "report.html" in pictures and "pr_curves.png" in pictures and "training_curves.png" not in pictures
     assert ("coverage.png" in pictures) == (preset is not None)
     assert f"mAP <b>{result['mAP']:.4f}</b>" in (report / "report.html").read_text()
+
+
+def test_a_failing_report_is_one_warning_line_and_the_json_is_written(tmp_path, tiny_cfg, monkeypatch, capsys):
+    model = keras_ssd.build_ssd(tiny_cfg, class_names=["circle", "square", "triangle"])
+    path = tmp_path / "model.keras"
+    model.save(path)
+
+    def broken_report(*args, **kwargs):
+        raise RuntimeError("a figure failed")
+
+    monkeypatch.setattr(evaluate, "detection_report", broken_report)
+    output = tmp_path / "result.json"
+    status = evaluate.main(["--model", str(path), "--examples", "8", "--report", str(tmp_path / "report"),
+                            "--output", str(output)])
+    err = capsys.readouterr().err
+    assert status == 0, err[-3000:]
+    assert [line for line in err.splitlines() if line.startswith(("warning:", "error:"))] == [
+        "warning: the report could not be written (RuntimeError: a figure failed); evaluating without it"
+    ]
+    assert json.loads(output.read_text()) == json.loads(json.dumps(evaluate.evaluate(str(path), "shapes", examples=8)))
