@@ -9,6 +9,8 @@ A cell that raises fails the test. The quickstart's mAP cell prints
 
 import os
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -89,6 +91,20 @@ def run_notebook(name, overrides, workdir):
 
 def cell_text(cell):
     return "".join(out.get("text", "") for out in cell.get("outputs", []) if out.get("output_type") == "stream")
+
+
+def test_quickstart_writes_into_a_folder_git_ignores():
+    notebook = nbformat.read(NOTEBOOKS / "quickstart.ipynb", as_version=4)
+    (cell,) = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
+    parameters = {}
+    exec(cell.source, parameters)
+    repo = NOTEBOOKS.parent
+    if not shutil.which("git") or subprocess.run(["git", "rev-parse"], cwd=repo, capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    # Jupyter runs a notebook in its own folder; other front ends in the repository root.
+    for working_dir in (NOTEBOOKS, repo):
+        written = (working_dir / parameters["OUTPUT_DIR"] / "report" / "report.html").relative_to(repo)
+        assert subprocess.run(["git", "check-ignore", "-q", str(written)], cwd=repo).returncode == 0, written
 
 
 @pytest.mark.numerics
