@@ -275,9 +275,9 @@ def _fit_one(boxes, cfg, ratio_choices, starts, rng):
     _, scales, ratios = best
     return dataclasses.replace(
         cfg,
-        min_sizes=tuple(round(s, 2) for s in scales[:-1]),
-        max_sizes=tuple(round(s, 2) for s in scales[1:]),
-        aspect_ratios=tuple(tuple(r) for r in ratios),
+        min_sizes=tuple(round(float(s), 2) for s in scales[:-1]),
+        max_sizes=tuple(round(float(s), 2) for s in scales[1:]),
+        aspect_ratios=tuple(tuple(float(x) for x in r) for r in ratios),
     )
 
 
