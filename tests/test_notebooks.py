@@ -125,5 +125,6 @@ def test_custom_dataset_runs(tmp_path):
     notebook = run_notebook("custom_dataset.ipynb", {**CUSTOM_SMALL, "WORK_DIR": str(tmp_path / "data")}, tmp_path)
     text = "".join(cell_text(cell) for cell in notebook.cells if cell.cell_type == "code")
     assert "VOC07 mAP" in text
+    assert re.search(r"default boxes, \d+ training objects at IoU >= 0.5", text) and "chosen: " in text
     assert (tmp_path / "data" / "voc" / "Annotations").is_dir()
     assert (tmp_path / "data" / "coco" / "instances.json").is_file()

@@ -7,9 +7,11 @@ Trains the default main job (`python -m training.train --output <run>`) unless
 `--run` names a finished one, then writes, replacing the old files:
 
 * `ssd_tiny.keras`: the run's `best.keras` without optimizer state;
-* `ssd_tiny.json`: the VOC07 mAP, per-class AP, minutes and per-epoch
-  `val_mAP` training recorded (tests/export/test_demo_model.py checks the
-  model against it);
+* `ssd_tiny.json`: the VOC07 mAP and per-class AP of the shipped model
+  evaluated in float32 (the report's figures, the same on every machine;
+  tests/export/test_demo_model.py checks the model against them), and what
+  training recorded: its final mAP in the precision it trained in
+  (`training_mAP`, `training_precision`), minutes and per-epoch `val_mAP`;
 * `ssd_tiny/1/`: the SavedModel for TF Serving;
 * `ssd_tiny.tflite` and `ssd_tiny_int8.tflite` (calibrated on 100 `shapes`
   training images), each with metadata and a `.labels.txt`;
@@ -48,8 +50,8 @@ COMMAND = options.Command("python -m training.regenerate_demo", __doc__, [
 ])
 
 
-def record(run):
-    """The `ssd_tiny.json` record of a finished main-job run folder."""
+def record(run, evaluated):
+    """The `ssd_tiny.json` record of a finished main-job run folder and the float32 evaluation of its model."""
     with open(os.path.join(run, "metrics.json")) as f:
         metrics = json.load(f)
     with open(os.path.join(run, "log.csv")) as f:
@@ -57,8 +59,11 @@ def record(run):
     return {
         "source": "python -m training.train (the default main job), via python -m training.regenerate_demo",
         "metric": metrics["metric"],
-        "mAP": metrics["mAP"],
-        "per_class_ap": metrics["per_class_ap"],
+        "mAP": evaluated["mAP"],
+        "per_class_ap": evaluated["per_class_ap"],
+        "evaluated_in": "float32",
+        "training_mAP": metrics["mAP"],
+        "training_precision": metrics.get("machine", {}).get("precision", {}).get("value"),
         "minutes": round(metrics["minutes"], 2),
         "val_mAP_per_epoch": per_epoch,
     }
@@ -81,23 +86,30 @@ def main(argv=None):
     model = load_ssd(best)
     os.makedirs(args.output, exist_ok=True)
     model.save(os.path.join(args.output, f"{NAME}.keras"))
-    with open(os.path.join(args.output, f"{NAME}.json"), "w") as f:
-        json.dump(record(run), f, indent=2)
     shutil.rmtree(os.path.join(args.output, NAME), ignore_errors=True)
     keras_file = os.path.join(args.output, f"{NAME}.keras")
-    for formats, quantize in ((["saved_model", "tflite"], ["none", "int8"]), (["onnx"], ["none"])):
-        status = export_cli.main([
-            "--model", keras_file, "--format", *formats, "--quantize", *quantize, "--calibration-dataset", "shapes",
-            "--output", args.output, "--version", "1", "--overwrite",
-        ])
+    exports = (
+        ["--format", "saved_model", "tflite", "--quantize", "none", "int8", "--calibration-dataset", "shapes",
+         "--version", "1", "--overwrite"],
+        ["--format", "onnx", "--overwrite"],
+    )
+    for flags in exports:
+        status = export_cli.main(["--model", keras_file, "--output", args.output, *flags])
         if status:
             return status
     report = os.path.join(args.output, "report")
     shutil.rmtree(report, ignore_errors=True)
-    return evaluate_cli.main([
-        "--model", keras_file, "--precision", "float32", "--report", report,
-        "--output", os.path.join(report, f"{NAME}.voc07.json"),
+    evaluation = os.path.join(report, f"{NAME}.voc07.json")
+    status = evaluate_cli.main([
+        "--model", keras_file, "--precision", "float32", "--report", report, "--output", evaluation,
     ])
+    if status:
+        return status
+    with open(evaluation) as f:
+        evaluated = json.load(f)
+    with open(os.path.join(args.output, f"{NAME}.json"), "w") as f:
+        json.dump(record(run, evaluated), f, indent=2)
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Train an SSD: `python -m training.train` (ssd_tiny on the built-in "shapes" data).
 
-The main job: build the datasets and the model, fit with the preset's recipe
+The main job: build the datasets, fit the default boxes to the training objects
+(`keras_ssd.fit_default_boxes`, `--default-boxes`), build the model, fit with the preset's recipe
 (`keras_ssd.recipes`; recipe flags override it), evaluate mAP on the validation
 split each epoch, keep the best and the last checkpoint in `--output`, and print
 the per-class AP table of the best checkpoint. Re-running the same command after
@@ -8,9 +9,10 @@ a crash resumes from the last finished epoch (`keras.callbacks.BackupAndRestore`
 
 Files in `--output`: `best.keras` (highest val_mAP), `last.keras`,
 `log.csv` (per epoch: loss, val_mAP, learning_rate and `minutes`, the wall time since the
-command started, evaluation included), `logs/` (TensorBoard), `metrics.json` (final evaluation, the
-recipe used, and under `machine` the precision and XLA setting taken on this machine with the
-reasons), `report/` (`report.html` and its PNGs: curves, per-class table, PR and F1 curves,
+command started, evaluation included), `logs/` (TensorBoard), `metrics.json` (final
+evaluation, the recipe used, how the default boxes were chosen under `default_boxes`, and
+under `machine` the precision and XLA setting taken on this machine with the reasons),
+`report/` (`report.html` and its PNGs: curves, per-class table, PR and F1 curves,
 confusion matrix, default-box coverage, validation images; `keras_ssd.evaluation.report`),
 `backup/` (resume state; removed when training finishes). A run
 that fails before its first checkpoint removes the `--output` folder it created
@@ -43,16 +45,22 @@ from keras_ssd.callbacks import (
     ResumableBackup,
     SafeModelCheckpoint,
 )
-from keras_ssd.config import PRESETS
+from keras_ssd.config import BOX_FIELDS, PRESETS
+from keras_ssd.default_box_fit import layout
 from keras_ssd.distribute import STRATEGIES, is_chief, make_strategy, worker_index
 from keras_ssd.evaluation.report import detection_report, report_metric
 from keras_ssd.export.labels import default_class_names
+from keras_ssd.model import load_ssd
 from keras_ssd.optimizers import OPTIMIZERS
 from keras_ssd.precision import PRECISIONS, global_policy
+from keras_ssd.run_log import CSVLog
 from training import cli, options
 from training.options import Option
 
 AUTO_TRUE_FALSE = ("auto", True, False)
+DEFAULT_BOXES = ("fit", "fit-no-stride4", "preset")
+# The default-box fit reads at most this many training examples.
+FIT_EXAMPLES = 5000
 
 
 def _auto_true_false(value):
@@ -86,6 +94,11 @@ COMMAND = options.Command("python -m training.train", __doc__, [
     Option("model_options", 'JSON SSDConfig field overrides of the preset, e.g. '
            '\'{"batch_norm_momentum": 0.9}\'', type=json.loads),
     Option("num_classes", "object classes (default: from the dataset)", type=int),
+    Option("default_boxes", "fit (default: scales and aspect ratios fitted to the training objects as "
+           "augmented, plus a stride-4 source where it matches 5%% more of them; keras_ssd.fit_default_boxes), "
+           "fit-no-stride4 (fitted on the preset's source maps) or preset (the preset's boxes). A resumed "
+           "run keeps its boxes; box fields in --model-options are kept as given",
+           default="fit", choices=DEFAULT_BOXES),
     Option("backbone_weights", "'imagenet' or a keras.applications weights file of the backbone"),
     *options.dataset_options(role="the training data", dataset="shapes", split="train"),
     *options.dataset_options("val_", role="the validation data", inherit=""),
@@ -162,12 +175,48 @@ def _config(args):
     return keras_ssd.SSDConfig.from_preset(args.preset, **{**overrides, "num_classes": num_classes}), names
 
 
+def _default_boxes(args, cfg, recipe, examples, output):
+    """The config to train and a record of how its default boxes were chosen (`--default-boxes`).
+
+    Fits them (`keras_ssd.fit_default_boxes`) to the training objects as the
+    recipe's augmentation gives them, unless the preset's are asked for,
+    `--model-options` sets box fields, or the run resumes (its boxes come from
+    its `last.keras`).
+
+    Returns:
+        `(SSDConfig, dict for metrics.json)`.
+    """
+    given = sorted(set(args.model_options or {}) & set(BOX_FIELDS))
+    last = os.path.join(output, "last.keras")
+    if os.path.isdir(os.path.join(output, "backup")) and os.path.exists(last):
+        cfg, chosen = load_ssd(last).ssd_config, f"resumed ({last})"
+    elif args.default_boxes == "preset" or given:
+        chosen = f"--model-options ({', '.join(given)})" if given else "preset"
+    else:
+        print(f"Fitting the default boxes to the training objects (at most {FIT_EXAMPLES} examples, "
+              "augmented as in training) ...")
+        boxes = keras_ssd.training_boxes(examples, cfg, recipe.augment, seed=args.seed, max_examples=FIT_EXAMPLES)
+        if len(boxes):
+            fit = keras_ssd.fit_default_boxes(
+                boxes, cfg, stride4="auto" if args.default_boxes == "fit" else False, seed=args.seed
+            )
+            print(fit.summary())
+            print(fit.describe())
+            return fit.config, {"chosen": fit.to_dict()["chosen"], "layout": layout(fit.config), "fit": fit.to_dict()}
+        chosen = "preset (the training data has no objects to fit)"
+    print(f"default boxes: {chosen}: {layout(cfg)}")
+    return cfg, {"chosen": chosen, "layout": layout(cfg)}
+
+
 def _train(args, cfg, names, recipe, settings, strategy, output, chief, start):
     """`run` after the set-up, under the recipe's precision: builds, fits and evaluates; returns the metrics."""
     num_classes = cfg.num_classes
+    examples = options.load_dataset_options(args)
+    if caches(args, args.dataset):
+        examples = examples.cache()  # filled by the default-box fit's pass when there is one
+    cfg, box_choice = _default_boxes(args, cfg, recipe, examples, output)
     train = keras_ssd.data.train_pipeline(
-        options.load_dataset_options(args), cfg, recipe.batch_size, augment=recipe.augment, seed=args.seed,
-        cache=caches(args, args.dataset),
+        examples, cfg, recipe.batch_size, augment=recipe.augment, seed=args.seed,
     )
     steps_per_epoch = int(train.cardinality())
     if steps_per_epoch < 0:  # unknown (a source that filters bad files): count once
@@ -215,7 +264,7 @@ def _train(args, cfg, names, recipe, settings, strategy, output, chief, start):
         # The backup is written before the CSV row: a logged epoch is a resumable one.
         ResumableBackup(os.path.join(output, "backup")),
         LearningRateLog(),
-        keras.callbacks.CSVLogger(os.path.join(output, "log.csv"), append=True),
+        CSVLog(os.path.join(output, "log.csv")),
     ]
     if chief:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(output, "logs")))
@@ -245,11 +294,15 @@ def _train(args, cfg, names, recipe, settings, strategy, output, chief, start):
     print(f"Finished in {minutes:.1f} min; mAP {result['mAP']:.4f}")
     machine = {"cpu": cpu.describe(), **{name: choice.to_dict() for name, choice in settings.items()}}
     metrics = {"checkpoint": best_path, "metric": args.metric, "minutes": minutes, "recipe": recipe.to_dict(),
-               "machine": machine, **result}
+               "machine": machine, "default_boxes": box_choice, **result}
     if chief:
         with open(os.path.join(output, "metrics.json"), "w") as f:
             json.dump(metrics, f, indent=2, default=float)
-        _write_report(args, map_callback, val, cfg, names or default_class_names(num_classes), output, best_path)
+        class_names = names or default_class_names(num_classes)
+        cli.optional_step(
+            lambda: _write_report(args, map_callback, val, cfg, class_names, output, best_path),
+            "the report could not be written", f"checkpoints and metrics.json are in {output}",
+        )
     return metrics
 
 

@@ -8,6 +8,8 @@ notebook shows them by saving to JPEG bytes: with the inline backend set to JPEG
 normalised `[ymin, xmin, ymax, xmax]`.
 """
 
+import textwrap
+
 import matplotlib
 import numpy as np
 from matplotlib import patheffects
@@ -15,6 +17,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
+
+from keras_ssd.run_log import number_ranges
 
 # Past this many classes, legends and the confusion matrix's numbers would hide the plots.
 MAX_LABELLED_CLASSES = 25
@@ -37,34 +41,60 @@ def _class_colour(index: int):
     return matplotlib.colormaps["tab10"](index % 10)
 
 
-def training_curves(log: dict) -> Figure:
-    """Loss, validation mAP and learning rate per epoch.
+def training_curves(log: dict, notes=()) -> Figure:
+    """Loss, validation mAP and learning rate per epoch, and a note on what the log lacks.
 
     Args:
-        log: `{column: float [E]}` from a run's `log.csv` (`epoch` 0-based).
-            Drawn when present: every column ending in `loss` (the total
-            `loss`, and any separately logged terms), `val_mAP`,
-            `learning_rate`.
+        log: `{column: float [E]}`, e.g. `keras_ssd.run_log.read_log(...).columns`
+            (`epoch` 0-based; without it, the rows are epochs 0, 1, ...); NaN
+            where an epoch has no value. Drawn when present: every column
+            ending in `loss` (the total `loss`, and any separately logged
+            terms), `val_mAP`, `learning_rate`; each through its finite values
+            only, so `val_mAP` joins the evaluated epochs.
+        notes: sentences on what could not be read (`RunLog.notes`), printed
+            under the panels with the quantities that have no value and the
+            epochs whose loss or learning rate is missing, NaN or infinite.
 
     Returns:
-        One panel per quantity found.
+        One panel per quantity with a value (one empty panel when none has).
     """
-    epochs = np.asarray(log["epoch"]) + 1
+    length = len(next(iter(log.values()))) if log else 0
+    epochs = (np.asarray(log["epoch"]) if "epoch" in log else np.arange(length)) + 1
     panels = [
         ("loss", [name for name in log if name.endswith("loss")]),
         ("validation mAP", [name for name in log if name == "val_mAP"]),
         ("learning rate", [name for name in log if name == "learning_rate"]),
     ]
-    panels = [panel for panel in panels if panel[1]]
-    figure = _figure(4.2 * max(1, len(panels)), 3.2)
-    for axes, (title, columns) in zip(figure.subplots(1, max(1, len(panels)), squeeze=False)[0], panels):
-        for column in columns:
-            axes.plot(epochs, log[column], marker="o", markersize=3, label=column)
-        axes.set(title=title, xlabel="epoch")
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    missing = list(notes)
+    drawn = []
+    for title, columns in panels:
+        finite = {column: np.isfinite(np.asarray(log[column], np.float64)) for column in columns}
+        if not any(mask.any() for mask in finite.values()):
+            why = " (no epoch was evaluated)" if title == "validation mAP" else ""
+            missing.append(f"no {title} in the log{why}")
+            continue
+        if title != "validation mAP":  # val_mAP is missing by design between evaluations
+            missing += [f"{column} missing, NaN or infinite at epoch(s) {number_ranges(epochs[~mask].astype(int))}"
+                        for column, mask in finite.items() if mask.any() and not mask.all()]
+        drawn.append((title, finite))
+    width = 4.2 * max(1, len(drawn))
+    # The note under the panels, wrapped at ~14 small characters per inch.
+    note = "\n".join(textwrap.fill(text, int(14 * width), break_on_hyphens=False) for text in missing)
+    figure = _figure(width, 3.2 + 0.2 * (note.count("\n") + 1 if note else 0))
+    all_axes = figure.subplots(1, max(1, len(drawn)), squeeze=False)[0]
+    for axes, (title, finite) in zip(all_axes, drawn):
+        for column, mask in finite.items():
+            axes.plot(epochs[mask], np.asarray(log[column])[mask], marker="o", markersize=3, label=column)
+        # Every panel spans all epochs (one evaluated epoch still gets whole-number ticks).
+        axes.set(title=title, xlabel="epoch", xlim=(np.nanmin(epochs) - 0.5, np.nanmax(epochs) + 0.5))
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         axes.grid(alpha=0.3)
-        if len(columns) > 1:
+        if len(finite) > 1:
             axes.legend()
+    if not drawn:
+        all_axes[0].set_axis_off()
+    if note:
+        figure.supxlabel(note, fontsize="small", ha="left", x=0.01)
     return figure
 
 
@@ -155,11 +185,13 @@ def confusion_matrix(matrix, names, score_threshold: float, normalised: bool = F
     return figure
 
 
-def coverage(coverage_result) -> Figure:
+def coverage(coverage_result, preset=None) -> Figure:
     """Best default-box IoU against object size, and the unmatchable share per size range.
 
     Args:
         coverage_result: a `keras_ssd.evaluation.coverage.Coverage`.
+        preset: the `Coverage` of the same objects by the preset's default
+            boxes (fitted boxes), drawn beside it per size range; or None.
     """
     figure = _figure(11.0, 4.2)
     scatter_axes, bar_axes = figure.subplots(1, 2)
@@ -179,11 +211,20 @@ def coverage(coverage_result) -> Figure:
     scatter_axes.legend(fontsize=7, loc="lower right")
     bins = coverage_result.by_size()
     labels = [f"{low:.0f}-{high:.0f}" if np.isfinite(high) else f">={low:.0f}" for low, high, *_ in bins]
-    shares = [0.0 if np.isnan(b.share) else b.share for b in bins]
-    bars = bar_axes.bar(range(len(bins)), shares, color="tab:red")
-    for bar, b in zip(bars, bins):
-        bar_axes.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{b.unmatchable}/{b.count}",
-                      ha="center", va="bottom", fontsize=8)
+    sets = [("this model" if preset else None, bins, "tab:red")]
+    if preset is not None:
+        sets.append((f"preset's boxes ({preset.share_unmatchable:.1%} in all)", preset.by_size(coverage_result.scales),
+                     "tab:grey"))
+    width = 0.8 / len(sets)
+    for index, (label, counts, colour) in enumerate(sets):
+        shares = [0.0 if np.isnan(b.share) else b.share for b in counts]
+        positions = np.arange(len(counts)) + (index - (len(sets) - 1) / 2) * width
+        bars = bar_axes.bar(positions, shares, width, color=colour, label=label)
+        for bar, b in zip(bars, counts):
+            bar_axes.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{b.unmatchable}/{b.count}",
+                          ha="center", va="bottom", fontsize=7 if preset else 8)
+    if preset is not None:
+        bar_axes.legend(fontsize=7, loc="upper right")
     bar_axes.set_xticks(range(len(bins)), labels)
     bar_axes.set(xlabel="object size, input px", ylabel="share below the matching threshold", ylim=(0, 1.1),
                  title="unmatchable objects by size")

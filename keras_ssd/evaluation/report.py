@@ -13,7 +13,6 @@ config, data source, wall time and versions.
 """
 
 import base64
-import csv
 import heapq
 import html
 import io
@@ -33,9 +32,12 @@ from keras_ssd.evaluation import figures
 from keras_ssd.evaluation.analysis import DEFAULT_SCORE_THRESHOLD, DetectionAnalysis
 from keras_ssd.evaluation.coverage import Coverage, default_box_coverage
 from keras_ssd.evaluation.voc import METRICS as VOC_METRICS
+from keras_ssd.run_log import RunLog, read_log
 from keras_ssd.version import __version__
 
 HTML_NAME = "report.html"
+# Edges of the report's object-size ranges, sqrt(h w) in input pixels.
+SIZE_EDGES = (0.0, 10.0, 24.0, 48.0, 96.0, math.inf)
 
 
 class Report(NamedTuple):
@@ -46,6 +48,11 @@ class Report(NamedTuple):
         analysis: the `DetectionAnalysis` of the pass (AP, curves, confusion).
         coverage: the default-box `Coverage` of the evaluation data's objects,
             or None without a config.
+        ap_by_size: the mAP per object size range (`SizeAP`s at `SIZE_EDGES`
+            input pixels), or None without a config (sizes need its input side).
+        preset_coverage: the same objects' `Coverage` by the default boxes of
+            the config's preset, when the config's own differ (fitted boxes,
+            `SSDConfig.with_preset_boxes`); else None.
         info: the run facts shown in the report (recipe, config, data source,
             wall time, versions), JSON-friendly.
         html_path: the written `report.html`, or None without `output_dir`.
@@ -54,6 +61,8 @@ class Report(NamedTuple):
     figures: dict
     analysis: DetectionAnalysis
     coverage: Coverage | None
+    ap_by_size: list | None
+    preset_coverage: Coverage | None
     info: dict
     html_path: str | None
 
@@ -91,18 +100,9 @@ def report_metric(metric: str) -> str:
     return metric if metric in VOC_METRICS else "voc12"
 
 
-def read_run_log(run_dir):
-    """A run folder's `log.csv` as `{column: float64 [E]}` (empty dict without the file).
-
-    Empty cells (e.g. `val_mAP` on epochs without evaluation) become NaN.
-    """
-    path = os.path.join(run_dir, "log.csv")
-    if not os.path.exists(path):
-        return {}
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    columns = rows[0].keys() if rows else []
-    return {c: np.array([float(row[c]) if row.get(c) not in (None, "") else np.nan for row in rows]) for c in columns}
+def read_run_log(run_dir) -> RunLog:
+    """A run folder's `log.csv` (`keras_ssd.run_log.read_log`: any version's, with notes on what it lacks)."""
+    return read_log(os.path.join(run_dir, "log.csv"))
 
 
 def _versions() -> dict:
@@ -186,26 +186,30 @@ def detection_report(
     _run(detector, batches, analysis, examples, evaluators)
     ground_truth = [analysis.image(i)[1] for i in range(analysis.num_images)]
     gt_labels = np.concatenate([np.zeros(0, np.int64)] + [gt.labels for gt in ground_truth])
-    coverage = None
+    coverage = preset_coverage = ap_by_size = None
     if cfg is not None:
-        coverage = default_box_coverage(np.concatenate([np.zeros((0, 4))] + [gt.boxes for gt in ground_truth]), cfg)
+        ap_by_size = analysis.ap_by_size(SIZE_EDGES, cfg.image_size)
+        objects = np.concatenate([np.zeros((0, 4))] + [gt.boxes for gt in ground_truth])
+        coverage = default_box_coverage(objects, cfg)
+        preset = cfg.with_preset_boxes()
+        if preset is not None:
+            preset_coverage = default_box_coverage(objects, preset)
 
     names = analysis.names
     curves = analysis.curves()
     figure_set = {}
-    log = read_run_log(run_dir) if run_dir else {}
-    if not log and history:
-        log = {name: np.asarray(values, np.float64) for name, values in history.items()}
-        log["epoch"] = np.arange(len(next(iter(log.values()))), dtype=np.float64)
-    if log:
-        figure_set["training_curves"] = figures.training_curves(log)
+    log = read_run_log(run_dir) if run_dir else RunLog({})
+    if not log.columns and history:
+        log = RunLog.from_history(history)
+    if log.columns:
+        figure_set["training_curves"] = figures.training_curves(log.columns, log.notes)
     figure_set["pr_curves"] = figures.precision_recall_curves(curves, names, metric)
     figure_set["f1_curves"] = figures.f1_curves(curves, names, score_threshold)
     matrix = analysis.confusion_matrix()
     figure_set["confusion_matrix"] = figures.confusion_matrix(matrix, names, score_threshold)
     figure_set["confusion_matrix_normalized"] = figures.confusion_matrix(matrix, names, score_threshold, True)
     if coverage is not None:
-        figure_set["coverage"] = figures.coverage(coverage)
+        figure_set["coverage"] = figures.coverage(coverage, preset_coverage)
     chosen = [(title, image, *analysis.image(e.index)) for title, e, image in examples.chosen()]
     if chosen:
         figure_set["predictions"] = figures.example_images(chosen, names, score_threshold)
@@ -228,8 +232,9 @@ def detection_report(
     info["pass and figures (s)"] = round(time.time() - start, 2)
     html_path = None
     if output_dir is not None:
-        html_path = _write(output_dir, figure_set, analysis, matrix, coverage, gt_labels, info)
-    return Report(figure_set, analysis, coverage, info, html_path)
+        html_path = _write(output_dir, figure_set, analysis, matrix, coverage, preset_coverage, ap_by_size, gt_labels,
+                           info)
+    return Report(figure_set, analysis, coverage, ap_by_size, preset_coverage, info, html_path)
 
 
 def _png(figure) -> bytes:
@@ -277,19 +282,39 @@ def _class_section(summaries, coverage, gt_labels) -> list[str]:
     return ["<h2>Per class</h2>", f"<p>{html.escape(note)}.</p>", _table(header, rows)]
 
 
-def _coverage_section(coverage) -> list[str]:
+def _coverage_section(coverage, preset_coverage) -> list[str]:
     if coverage is None:
         return ["<h2>Default-box coverage</h2>",
                 "<p>Not measured: no SSDConfig was given (exported models do not store theirs).</p>"]
-    bins = [(f"{b.low:.1f}-{b.high:.1f}", b.count, b.unmatchable, b.share) for b in coverage.by_size()]
+    header = ["object size (input px)", "objects", "below threshold", "share"]
+    bins = [[f"{b.low:.1f}-{b.high:.1f}", b.count, b.unmatchable, b.share] for b in coverage.by_size()]
     text = (f"{coverage.share_unmatchable:.1%} of the {len(coverage.best_iou)} objects of the evaluation data "
             f"have no default box with IoU >= {coverage.threshold:g} (the matching threshold): in training "
             "each gets only its single best default box as a positive.")
-    return ["<h2>Default-box coverage</h2>", f"<p>{html.escape(text)}</p>",
-            _table(["object size (input px)", "objects", "below threshold", "share"], bins)]
+    if preset_coverage is not None:
+        header += ["below threshold, preset's boxes", "share, preset's boxes"]
+        for row, b in zip(bins, preset_coverage.by_size(coverage.scales)):
+            row += [b.unmatchable, b.share]
+        text += (f" This model's default boxes were fitted to its training data; its preset's would leave "
+                 f"{preset_coverage.share_unmatchable:.1%} (mean best IoU {coverage.mean_best_iou:.2f} against "
+                 f"{preset_coverage.mean_best_iou:.2f}, {coverage.mean_positives:.1f} against "
+                 f"{preset_coverage.mean_positives:.1f} default boxes per object at the threshold).")
+    return ["<h2>Default-box coverage</h2>", f"<p>{html.escape(text)}</p>", _table(header, bins)]
 
 
-def _write(output_dir, figure_set, analysis, matrix, coverage, gt_labels, info) -> str:
+def _size_section(ap_by_size) -> list[str]:
+    if ap_by_size is None:
+        return []
+    rows = [[f"{row.low:g}-{row.high:g}" if math.isfinite(row.high) else f">= {row.low:g}", row.objects, row.mAP]
+            for row in ap_by_size]
+    note = ("mAP of the objects of each size, sqrt(h w) in pixels of the network input; objects of other sizes, "
+            "and false detections of other sizes, are ignored (COCO's rule for its small/medium/large AP)")
+    return ["<h2>AP by object size</h2>", f"<p>{html.escape(note)}.</p>",
+            _table(["object size (input px)", "objects", "mAP"], rows)]
+
+
+def _write(output_dir, figure_set, analysis, matrix, coverage, preset_coverage, ap_by_size, gt_labels,
+           info) -> str:
     """Writes the PNGs and `report.html` (the same PNGs as data: URIs) into `output_dir`; returns the HTML path."""
     os.makedirs(output_dir, exist_ok=True)
     images = {}
@@ -327,7 +352,8 @@ def _write(output_dir, figure_set, analysis, matrix, coverage, gt_labels, info) 
         f"<p>{html.escape(confusion)}</p>",
         image("confusion_matrix", "counts"),
         image("confusion_matrix_normalized", "row-normalised"),
-        *_coverage_section(coverage),
+        *_size_section(ap_by_size),
+        *_coverage_section(coverage, preset_coverage),
         image("coverage", "best IoU with any default box against object size, coloured by source map"),
         "<h2>Images</h2>",
         image("predictions", "the worst images (most missed + false boxes) and a few flawless ones"),

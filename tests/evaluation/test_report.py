@@ -12,6 +12,7 @@ import pytest
 import keras_ssd
 from keras_ssd.evaluation import format_table
 from keras_ssd.evaluation.report import HTML_NAME, detection_report, read_run_log
+from keras_ssd.run_log import RunLog
 
 NAMES = ["circle", "square", "triangle"]
 PNGS = {"training_curves", "pr_curves", "f1_curves", "confusion_matrix", "confusion_matrix_normalized",
@@ -124,9 +125,53 @@ def test_voc07_curve_is_the_11_points_and_no_config_means_no_coverage(tmp_path, 
 
 def test_run_log_reads_empty_cells_as_nan(run_dir, tmp_path):
     log = read_run_log(str(run_dir))
-    assert log["loss"].tolist() == [30.5, 20.25, 15.0] and log["learning_rate"][-1] == 0.0
-    assert np.isnan(log["val_mAP"][1])
-    assert read_run_log(str(tmp_path / "nowhere")) == {}
+    assert log.columns["loss"].tolist() == [30.5, 20.25, 15.0] and log.columns["learning_rate"][-1] == 0.0
+    assert np.isnan(log.columns["val_mAP"][1]) and log.notes == ()
+    assert read_run_log(str(tmp_path / "nowhere")) == RunLog({})
+
+
+# log.csv files as this package wrote them over time (Keras' CSVLogger until it had its own
+# logger), with what the training curves must draw and say.
+KERAS_NO_EVALUATION = (  # --eval-every past the last epoch: NA in invented val_ twins, no val_mAP
+    "epoch,learning_rate,loss,minutes,val_learning_rate,val_loss,val_minutes\r\n"
+    "0,0.0005,32.5,0.07,NA,NA,NA\r\n1,0.00025,20.1,0.08,NA,NA,NA\r\n2,0.0,15.0,0.09,NA,NA,NA\r\n"
+)
+RESUMED_ACROSS_COLUMNS = (  # started before learning_rate was logged, resumed after
+    "epoch,loss,minutes,val_mAP\r\n0,30.5,0.5,0.1\r\n1,20.0,1.0,0.2\r\n"
+    "2,0.001,15.0,1.5,0.3\r\n3,0.0005,12.0,2.0,0.4\r\n"
+)
+NAN_LOSSES = "epoch,loss,minutes,val_mAP\n0,30.5,0.5,0.1\n1,nan,1.0,\n2,inf,1.5,\n"
+ONE_EPOCH = "epoch,learning_rate,loss,minutes,val_mAP\n0,0.002,30.5,0.5,0.1\n"
+TWO_RUNS = "epoch,loss,minutes\n0,30.5,0.5\n1,20.0,1.0\n0,31.0,0.5\n"
+
+
+@pytest.mark.parametrize("text, panels, notes", [
+    (KERAS_NO_EVALUATION, ["loss", "learning rate"], ["no validation mAP in the log (no epoch was evaluated)"]),
+    (RESUMED_ACROSS_COLUMNS, ["loss", "validation mAP"],
+     ["log.csv has 2 row(s) (line 4-5) with another number of cells than its 4-column header",
+      "loss missing, NaN or infinite at epoch(s) 3-4", "no learning rate in the log"]),
+    (NAN_LOSSES, ["loss", "validation mAP"], ["loss missing, NaN or infinite at epoch(s) 2-3"]),
+    (ONE_EPOCH, ["loss", "validation mAP", "learning rate"], []),
+    (TWO_RUNS, ["loss"], ["log.csv holds 2 runs (the epochs start again at 0); only the last is read"]),
+], ids=["keras-no-evaluation", "resumed-across-columns", "nan-losses", "one-epoch", "two-runs"])
+def test_every_log_csv_form_gives_a_report_that_says_what_is_missing(tmp_path, tiny_cfg, text, panels, notes):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.csv").write_bytes(text.encode())
+    batches = list(keras_ssd.data.eval_pipeline(keras_ssd.data.load("shapes", "validation").take(4), tiny_cfg, 4)
+                   .as_numpy_iterator())
+    report = detection_report(_fake_detector(batches), batches, class_names=NAMES, output_dir=str(tmp_path / "report"),
+                              run_dir=str(run))
+    assert (tmp_path / "report" / "training_curves.png").exists() and report.html_path
+    figure = report.figures["training_curves"]
+    assert [axes.get_title() for axes in figure.axes] == panels
+    for axes in figure.axes:  # every drawn point is a number, at a whole epoch number
+        assert all(np.isfinite(line.get_ydata()).all() and len(line.get_ydata()) for line in axes.lines)
+        low, high = axes.get_xlim()
+        assert all(float(tick).is_integer() for tick in axes.get_xticks() if low <= tick <= high)
+    note = figure.get_supxlabel().replace("\n", " ")
+    assert all(sentence in note for sentence in notes), note
+    assert bool(note) == bool(notes)
 
 
 def test_fit_history_draws_the_loss_terms_without_a_run_folder(tiny_cfg):
@@ -137,3 +182,23 @@ def test_fit_history_draws_the_loss_terms_without_a_run_folder(tiny_cfg):
     (loss_axes, *_) = report.figures["training_curves"].axes
     drawn = {line.get_label(): (line.get_xdata().tolist(), line.get_ydata().tolist()) for line in loss_axes.lines}
     assert drawn == {name: ([1, 2, 3], values) for name, values in history.items()}
+
+
+def test_fitted_boxes_report_their_coverage_beside_the_presets_and_ap_by_size(tmp_path, tiny_cfg):
+    batches = list(keras_ssd.data.eval_pipeline(keras_ssd.data.load("shapes", "validation").take(16), tiny_cfg, 8)
+                   .as_numpy_iterator())
+    objects = np.concatenate([b["boxes"][b["labels"] >= 0] for b in batches])
+    fitted = keras_ssd.fit_default_boxes(objects, tiny_cfg).config
+    assert fitted.with_preset_boxes() == tiny_cfg and tiny_cfg.with_preset_boxes() is None
+    report = detection_report(_fake_detector(batches, seed=2), batches, class_names=NAMES, cfg=fitted,
+                              output_dir=str(tmp_path / "report"))
+    preset = keras_ssd.evaluation.default_box_coverage(objects, tiny_cfg)
+    assert report.preset_coverage.share_unmatchable == preset.share_unmatchable
+    assert report.coverage.share_unmatchable < preset.share_unmatchable
+    page = (tmp_path / "report" / HTML_NAME).read_text()
+    assert f"its preset&#x27;s would leave {preset.share_unmatchable:.1%}" in page
+    # Sizes are split at 10, 24, 48 and 96 input px; every counted object is in one range.
+    sizes = report.ap_by_size
+    assert [(row.low, row.high) for row in sizes] == [(0, 10), (10, 24), (24, 48), (48, 96), (96, np.inf)]
+    assert sum(row.objects for row in sizes) == sum(c.num_positives for c in report.analysis.curves())
+    assert f"<td>0-10</td><td>{sizes[0].objects}</td><td>{sizes[0].mAP:.4f}</td>" in page

@@ -1,9 +1,11 @@
-"""The training entry point: the main job shortened, resume after SIGKILL, multi-worker."""
+"""The training entry point: the main job shortened, resume after SIGKILL, multi-worker, and what
+comes after `fit` (log.csv, metrics, report) for every run shape."""
 
 import csv
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +19,8 @@ import pytest
 import keras_ssd
 from keras_ssd import cpu, precision
 from keras_ssd.data import AugmentOptions
+from numeric_csv import read_numeric_csv
+from keras_ssd.default_box_fit import layout
 from training import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -33,6 +37,14 @@ def _command(output, *extra):
 def _env(**extra):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT, **extra)
     return env
+
+
+# The command of a new user who evaluates less often than the run has epochs: no epoch of
+# `fit` is evaluated (only the final checkpoint is).
+UNEVALUATED = ["--examples", "64", "--val-examples", "8", "--batch-size", "8", "--steps-per-epoch", "8",
+               "--epochs", "3", "--eval-every", "100"]
+REPORT_FILES = {"report.html", "training_curves.png", "pr_curves.png", "f1_curves.png", "confusion_matrix.png",
+                "confusion_matrix_normalized.png", "coverage.png", "predictions.png"}
 
 
 def _epochs_logged(output):
@@ -103,6 +115,11 @@ def test_short_main_job_learns(tmp_path):
     bf16_cpu = any(flag in cpu.kernel_flags() for flag in precision.BF16_FLAGS) and "oneDNN on" in machine["cpu"]
     assert machine["precision"]["value"] == ("mixed_bfloat16" if bf16_cpu else "float32"), machine
     assert machine["jit_compile"]["value"] is False, machine  # ssd_tiny: XLA is slower on every CPU measured
+    # The default boxes were fitted to the training objects, printed and kept in the run's files.
+    boxes = saved["default_boxes"]
+    assert boxes["chosen"] in ("fitted", "stride4", "preset") and boxes["fit"]["num_objects"] > 200, boxes
+    assert re.search(r"default boxes: the preset covers [0-9.]+% of \d+ training objects at IoU >= 0.5; ",
+                     result.stdout), result.stdout[-3000:]
     for name in ("precision", "jit_compile"):
         assert f"{name}: {machine[name]['value']} ({machine[name]['reason']})" in result.stdout
     assert keras_ssd.recipes.Recipe.from_dict(saved["recipe"]) == keras_ssd.recipes.TINY.replace(
@@ -110,15 +127,15 @@ def test_short_main_job_learns(tmp_path):
     )
     best = keras.models.load_model(tmp_path / "best.keras")
     assert best.class_names == ["circle", "square", "triangle"]
+    assert layout(best.ssd_config) == boxes["layout"]
     assert precision.policy_of(best) == "float32"  # a checkpoint loads in the loading process's precision
-    with open(tmp_path / "log.csv") as f:
-        rows = list(csv.DictReader(f))
-    minutes = [float(row["minutes"]) for row in rows]
+    _, rows = read_numeric_csv(tmp_path / "log.csv")
+    minutes = [row["minutes"] for row in rows]
     assert len(minutes) == 10 and minutes == sorted(minutes) and 0 < minutes[-1] <= saved["minutes"]
-    rates = [float(row["learning_rate"]) for row in rows]  # the cosine decay after the warm-up
+    rates = [row["learning_rate"] for row in rows]  # the cosine decay after the warm-up
     assert rates[1] > rates[5] > rates[-1] >= 0
     for row in rows:  # the loss's two terms, logged beside it
-        assert float(row["loss"]) == pytest.approx(float(row["conf_loss"]) + float(row["loc_loss"]), rel=1e-4)
+        assert row["loss"] == pytest.approx(row["conf_loss"] + row["loc_loss"], rel=1e-4)
     # The report, written after fit; what it took is printed (its share of a run is a
     # figure for NOTES, not an assertion).
     report = tmp_path / "report"
@@ -145,7 +162,7 @@ def test_image_size_and_model_options_reach_the_trained_model(tmp_path):
         ["--output", str(tmp_path), "--image-size", "192",
          "--model-options", '{"batch_norm_momentum": 0.8, "neg_pos_ratio": 2}',
          "--epochs", "1", "--examples", "16", "--val-examples", "8", "--batch-size", "8",
-         "--precision", "mixed_bfloat16", "--jit-compile", "false"],
+         "--precision", "mixed_bfloat16", "--jit-compile", "false", "--default-boxes", "preset"],
     )
     metrics = train.run(args)
     # Given settings win over the machine's, and the run's policy does not outlive it.
@@ -188,11 +205,16 @@ def test_resume_after_sigkill(tmp_path):
     assert _epochs_logged(output) == [0]
     assert (output / "backup").exists()
 
+    first_boxes = layout(keras.models.load_model(output / "last.keras").ssd_config)
     result = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert _epochs_logged(output) == [0, 1, 2]
+    read_numeric_csv(output / "log.csv")  # the resumed run's rows fit the first run's header
     model = keras.models.load_model(output / "last.keras")
     assert isinstance(model, keras_ssd.SSD)
+    # The resumed run trains the boxes of the run it resumes; it does not fit again.
+    assert f"default boxes: resumed ({output / 'last.keras'}): {first_boxes}" in result.stdout
+    assert "Fitting the default boxes" not in result.stdout and layout(model.ssd_config) == first_boxes
     assert model.optimizer.iterations.numpy() == 3 * 8  # 64 examples / batch 8, 3 epochs
 
 
@@ -232,3 +254,101 @@ def test_two_workers_end_with_identical_weights(tmp_path):
         np.testing.assert_array_equal(a, b)
     fresh = keras_ssd.build_ssd(chief.ssd_config)
     assert any(not np.array_equal(a, b) for a, b in zip(chief.get_weights(), fresh.get_weights()))
+
+
+@pytest.fixture(scope="module")
+def unevaluated_run(tmp_path_factory):
+    """`(output, command, result)` of one finished `UNEVALUATED` run."""
+    output = tmp_path_factory.mktemp("unevaluated") / "run"
+    command = [sys.executable, "-m", "training.train", "--output", str(output), *UNEVALUATED]
+    result = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    return output, command, result
+
+
+def test_eval_every_past_the_last_epoch_ends_with_a_report_and_a_plain_log(unevaluated_run):
+    output, _, result = unevaluated_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "warning:" not in result.stderr
+    assert {p.name for p in (output / "report").iterdir()} == REPORT_FILES
+    assert (output / "metrics.json").exists() and (output / "last.keras").exists()
+    header, rows = read_numeric_csv(output / "log.csv")  # no NA, no invented val_ columns
+    assert header[0] == "epoch" and not [name for name in header if name.startswith("val_")], header
+    assert {"loss", "conf_loss", "loc_loss", "learning_rate", "minutes"} <= set(header)
+    assert [row["epoch"] for row in rows] == [0, 1, 2]
+
+
+def test_rerun_of_a_finished_run_exits_0(unevaluated_run, tmp_path):
+    finished, command, _ = unevaluated_run
+    output = tmp_path / "run"
+    shutil.copytree(finished, output)
+    command = [str(output) if part == str(finished) else part for part in command]
+    result = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "warning:" not in result.stderr
+    _, rows = read_numeric_csv(output / "log.csv")
+    assert [row["epoch"] for row in rows] == [0, 1, 2, 0, 1, 2]  # the second run's rows follow the first's
+    assert f"Wrote the report {output / 'report' / 'report.html'} in " in result.stdout
+
+
+def test_evaluate_report_reads_the_log_csv_keras_csv_logger_wrote(unevaluated_run, tmp_path, capsys):
+    from training import evaluate
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copyfile(unevaluated_run[0] / "last.keras", run / "last.keras")
+    # What Keras' CSVLogger wrote for UNEVALUATED: NA in a val_ twin of every column.
+    (run / "log.csv").write_bytes(
+        b"epoch,conf_loss,learning_rate,loc_loss,loss,minutes,val_conf_loss,val_learning_rate,val_loc_loss,"
+        b"val_loss,val_minutes\r\n"
+        b"0,27.5,0.0005,5.08,32.59,0.07,NA,NA,NA,NA,NA\r\n1,15.5,0.00025,4.58,20.13,0.08,NA,NA,NA,NA,NA\r\n"
+        b"2,10.8,0.0,4.22,15.04,0.09,NA,NA,NA,NA,NA\r\n"
+    )
+    report, result = tmp_path / "report", tmp_path / "result.json"
+    status = evaluate.main(["--model", str(run / "last.keras"), "--examples", "8", "--report", str(report),
+                            "--output", str(result)])
+    err = capsys.readouterr().err
+    assert status == 0, err[-3000:]
+    assert {p.name for p in report.iterdir()} == REPORT_FILES and "warning:" not in err
+    assert "mAP" in json.loads(result.read_text())
+
+
+def test_a_failing_report_is_one_warning_line_after_checkpoint_and_metrics(tmp_path, monkeypatch, capsys):
+    def broken_report(*args, **kwargs):
+        raise ValueError("could not convert string to float: 'NA'")
+
+    monkeypatch.setattr(train, "detection_report", broken_report)
+    output = tmp_path / "run"
+    status = train.main(["--output", str(output), "--examples", "16", "--val-examples", "8", "--batch-size", "8",
+                         "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert status == 0, err[-3000:]
+    assert [line for line in err.splitlines() if line.startswith(("warning:", "error:"))] == [
+        "warning: the report could not be written (ValueError: could not convert string to float: 'NA'); "
+        f"checkpoints and metrics.json are in {output}"
+    ]
+    assert (output / "last.keras").exists() and json.loads((output / "metrics.json").read_text())["mAP"] >= 0
+    assert not (output / "report").exists()
+
+
+def test_default_boxes_are_fitted_unless_the_preset_or_given_boxes_are_asked_for(tmp_path, capsys):
+    def choose(*flags):
+        args = train.COMMAND.parse(["--output", str(tmp_path), "--examples", "200", *flags])
+        cfg, _ = train._config(args)
+        examples = keras_ssd.data.load("shapes", split="train", num_examples=200)
+        chosen, record = train._default_boxes(args, cfg, train.recipe_of(args), examples, str(tmp_path))
+        return cfg, chosen, record, capsys.readouterr().out
+
+    preset, fitted, record, out = choose()
+    assert fitted != preset and fitted.stride4_source, out  # the built-in data's small objects
+    assert record["chosen"] == "stride4" and record["layout"] == layout(fitted)
+    assert record["fit"]["stride4"]["num_boxes"] == fitted.num_boxes == 8790
+    assert "a stride-4 source added" in out and "fitted in" in out
+    _, kept, record, out = choose("--default-boxes", "fit-no-stride4")
+    assert not kept.stride4_source and kept.feature_map_sizes == preset.feature_map_sizes
+    assert record["fit"]["stride4"] is None
+    _, kept, record, out = choose("--default-boxes", "preset")
+    assert kept == preset and record["chosen"] == "preset" and "Fitting" not in out
+    given = '{"min_sizes": [8, 24, 53, 86, 120], "max_sizes": [24, 53, 86, 120, 154]}'
+    _, kept, record, out = choose("--model-options", given)
+    assert kept.min_sizes == (8, 24, 53, 86, 120) and "Fitting" not in out
+    assert record["chosen"] == "--model-options (max_sizes, min_sizes)"
