@@ -62,14 +62,25 @@ def _confident(output, threshold):
 
 
 def _assert_found_again(ours, theirs):
-    """Every detection of `ours` above 0.3 is in `theirs` with its class, its score and its box, within tolerance."""
+    """The detections of `ours` above 0.3 are in `theirs` with their class, score and box, within tolerance.
+
+    Where two boxes of one object score within bf16's rounding of each other, the two
+    precisions can keep different ones through NMS, and the kept box can then suppress a
+    weaker detection nearby. The fitted demo model (8790 default boxes, ~6 positives per
+    object) does that on 3 of 200 images with oneDNN on (AMD EPYC Zen 5): 4 of 464
+    float32 detections and 3 of 464 bf16 ones lack their counterpart (e.g. a 95 px
+    circle at 0.901 whose two boxes lie 0.088 apart, and a 0.36 detection beside it that
+    the other box then suppresses); none with oneDNN off. At most 2% may.
+    """
+    compared, missing = 0, []
     for image, (a, b) in enumerate(zip(ours, theirs)):
         candidates = _confident(b, 0.3 - SCORE_TOLERANCE)
         for cls, score, box in _confident(a, 0.3):
-            same = [(abs(score - s), np.abs(box - bx).max()) for c, s, bx in candidates if c == cls]
-            assert same, f"image {image}: class {cls} at {score:.3f} has no counterpart"
-            score_diff, box_diff = min(same, key=lambda d: d[1])
-            assert score_diff < SCORE_TOLERANCE and box_diff < BOX_TOLERANCE, (image, cls, score_diff, box_diff)
+            compared += 1
+            if not any(c == cls and abs(score - s) < SCORE_TOLERANCE and np.abs(box - bx).max() < BOX_TOLERANCE
+                       for c, s, bx in candidates):
+                missing.append((image, int(cls), round(float(score), 3)))
+    assert compared > 100 and len(missing) <= compared // 50, (compared, missing)
 
 
 def test_bf16_saved_model_computes_in_bf16_with_float32_interface(bf16_dir, saved_model_dir):
