@@ -17,6 +17,9 @@ Trains the default main job (`python -m training.train --output <run>`) unless
   training images), each with metadata and a `.labels.txt`;
 * `ssd_tiny.onnx`: for ONNX Runtime, post-processing inside (it shares
   `ssd_tiny.labels.txt` with `ssd_tiny.tflite`);
+* `shapes_test.png`: the example image of the README's first commands, the
+  first image of the `shapes` test split with three objects (it is in no
+  split the model trained or was evaluated on);
 * `report/`: the demo model's detection report on the `shapes` validation split
   (`report.html`, its PNGs and `ssd_tiny.voc07.json`), what
   `python -m training.evaluate --model saved_models/ssd_tiny.keras --precision float32
@@ -35,6 +38,9 @@ import os
 import shutil
 import sys
 
+from PIL import Image
+
+from keras_ssd import data
 from keras_ssd.model import load_ssd
 from training import cli, options, train
 from training import evaluate as evaluate_cli
@@ -69,6 +75,14 @@ def record(run, evaluated):
     }
 
 
+def write_test_image(path):
+    """Saves the first `shapes` test-split image with three objects as a PNG at `path`."""
+    for example in data.load("shapes", split="test").as_numpy_iterator():
+        if len(example["labels"]) == 3:
+            Image.fromarray(example["image"]).save(path)
+            return
+
+
 @cli.entry_point
 def main(argv=None):
     args = COMMAND.parse(argv)
@@ -86,6 +100,7 @@ def main(argv=None):
     model = load_ssd(best)
     os.makedirs(args.output, exist_ok=True)
     model.save(os.path.join(args.output, f"{NAME}.keras"))
+    write_test_image(os.path.join(args.output, "shapes_test.png"))
     shutil.rmtree(os.path.join(args.output, NAME), ignore_errors=True)
     keras_file = os.path.join(args.output, f"{NAME}.keras")
     exports = (

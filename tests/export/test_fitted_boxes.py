@@ -8,15 +8,16 @@ with the Keras detector within the tolerances the preset model's tests use
 (test_saved_model.py, test_tflite.py, test_onnx.py, test_mobile_runtimes.py).
 
 The model (`fitted_model`): the fitted config built with `build_ssd`, every
-layer it shares with the shipped demo model (backbone, extra blocks, the
-five predictors of the preset's sources: the fit keeps each source's boxes
-per location, so their shapes match) copied from it, so the network finds
-the shapes' objects and scores them apart. The stride-4 source's predictors
-have no counterpart; they stay random, with the edits test_ssdlite_export.py
-makes to its random SSDLite, so that their boxes score apart (no ties)
-and a few per image pass the 0.3 the parity checks compare above: the class
-kernel is scaled down and the background logit gets a bias, the box kernel
-is scaled down so that decoded boxes stay near their default boxes.
+layer copied from the shipped demo model (the fit keeps each source's boxes
+per location, so the shapes match), so the network finds the shapes' objects
+and scores them apart. The demo model has its own trained stride-4 source;
+a demo model without one (the preset's layout) leaves the new predictors
+random, with the edits test_ssdlite_export.py makes to its random SSDLite so
+that their boxes score apart (no ties) and a few per image pass the 0.3 the
+parity checks compare above: the class kernel is scaled down and the
+background logit gets a bias, the box kernel is scaled down so that decoded
+boxes stay near their default boxes. The images (`images`, overriding the
+session fixture) add four with small objects to four of the export tests'.
 (`test_compared_detections_include_stride4_boxes_and_the_objects` checks
 that the compared detections hold both kinds.)
 
@@ -35,7 +36,7 @@ import numpy as np
 import onnx
 import pytest
 from ai_edge_litert.interpreter import Interpreter
-from conftest import SHAPES, assert_same_detections
+from conftest import SHAPES, assert_same_detections, shapes_examples
 from round_trips import check_keras_file_round_trip
 from test_mobile_runtimes import MIN_SCORE, assert_mediapipe_matches, run_runtime
 
@@ -63,6 +64,15 @@ def box_fit():
     return keras_ssd.fit_default_boxes(boxes, cfg)
 
 
+@pytest.fixture(scope="module")
+def images():
+    """uint8 `[8, 160, 160, 3]`: four of the export tests' validation images (one object of
+    25-60% of the side) and four with up to three objects of 3-8% (5-13 px), which a
+    trained stride-4 source detects."""
+    small = shapes_examples("validation", 4, object_size=(0.03, 0.08), max_objects=3, seed=11)
+    return np.stack([e["image"] for e in shapes_examples("validation", 4) + small])
+
+
 def _fitted_model(cfg, demo_model):
     """An `SSD` of `cfg` with `demo_model`'s weights where they fit (module docstring).
 
@@ -71,18 +81,22 @@ def _fitted_model(cfg, demo_model):
         demo_model: the shipped demo model (`ssd_tiny`, same classes).
 
     Returns:
-        The model; `conv3_3_norm` keeps its initial scale and the stride-4
-        predictors `loc_0` / `conf_0` their seeded random kernels, edited.
+        The model. When `demo_model` has no stride-4 source, `conv3_3_norm`
+        keeps its initial scale and the stride-4 predictors `loc_0` / `conf_0`
+        their seeded random kernels, edited.
     """
-    assert cfg.stride4_source and cfg.boxes_per_location[1:] == demo_model.ssd_config.boxes_per_location
+    # A demo model without the stride-4 source has predictors k where this model has k + 1.
+    shift = 0 if demo_model.ssd_config.stride4_source else 1
+    assert cfg.stride4_source and cfg.boxes_per_location[shift:] == demo_model.ssd_config.boxes_per_location
     model = keras_ssd.build_ssd(cfg, class_names=demo_model.class_names)
-    # The stride-4 source is source 0, so the demo model's predictors k are this model's k + 1.
     for layer in model.layers:
-        if not layer.weights or layer.name in ("conv3_3_norm", "loc_0", "conf_0"):
+        if not layer.weights or (shift and layer.name in ("conv3_3_norm", "loc_0", "conf_0")):
             continue
         kind, _, index = layer.name.rpartition("_")
-        name = f"{kind}_{int(index) - 1}" if kind in ("loc", "conf") else layer.name
+        name = f"{kind}_{int(index) - shift}" if kind in ("loc", "conf") else layer.name
         layer.set_weights(demo_model.get_layer(name).get_weights())
+    if not shift:  # the demo model's stride-4 branch is trained: every weight is its
+        return model
     conf = model.get_layer("conf_0")
     kernel, bias = conf.get_weights()
     bias = bias.reshape(-1, cfg.num_classes + 1)
@@ -177,7 +191,8 @@ def test_compared_detections_include_stride4_boxes_and_the_objects(fitted_expect
         sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         stride4.append(int((sides < small).sum()))
         others.append(int((sides >= small).sum()))
-    assert sum(stride4) >= 8 and min(others) >= 1 and max(stride4) + max(others) < 100, (stride4, others)
+    # The first four images hold one large object each, the last four small ones.
+    assert sum(stride4[4:]) >= 4 and min(others[:4]) >= 1 and max(stride4) + max(others) < 100, (stride4, others)
 
 
 def test_keras_file_round_trips_the_fitted_config(fitted_model, fitted_expected, images, tmp_path):

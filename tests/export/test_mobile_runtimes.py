@@ -155,7 +155,7 @@ def test_int8_boxes_are_float_decodes_of_the_raw_outputs(int8_file, tflite_files
 def busy_then_sparse():
     """uint8 `[8, 160, 160, 3]`: images with many detections, each followed by one with fewer.
 
-    `shapes_test.png` (~8 detections from the demo model), noise (~165), it again, a
+    `shapes_test.png` (~20 detections from the demo model), noise (~165), it again, a
     flat grey image (~1), four validation images: the op's outputs of a later image
     sit where an earlier image's longer list was written, and the validation images give
     the confident detections the two kernel sets are compared on.
