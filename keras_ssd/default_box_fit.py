@@ -112,15 +112,22 @@ class BoxFit:
         """The chosen `SSDConfig`."""
         return self.chosen.config
 
+    @property
+    def choice(self) -> str:
+        """Which candidate was chosen: "preset", "fitted" or "stride4"."""
+        if self.chosen is self.preset:
+            return "preset"
+        return "stride4" if self.chosen is self.stride4 else "fitted"
+
     def summary(self) -> str:
         """One line: the preset's share of matched objects and the chosen boxes'."""
         threshold = self.preset.config.match_iou_threshold
         line = (f"default boxes: the preset covers {self.preset.matched_share:.1%} of {self.num_objects} "
                 f"training objects at IoU >= {threshold:g}; ")
-        if self.chosen is self.preset:
+        if self.choice == "preset":
             best = max((c for c in (self.fitted, self.stride4) if c is not None), key=lambda c: c.matched_share)
             return line + f"kept (the best fit covers {best.matched_share:.1%})"
-        added = ", a stride-4 source added" if self.chosen is self.stride4 else ""
+        added = ", a stride-4 source added" if self.choice == "stride4" else ""
         return line + f"fitted: {self.chosen.matched_share:.1%} ({layout(self.chosen.config)}{added})"
 
     def describe(self) -> str:
@@ -132,9 +139,9 @@ class BoxFit:
                  f"  fitted:              {self.fitted.describe()}; {layout(self.fitted.config)}"]
         if self.stride4 is not None:
             lines.append(f"  fitted + stride 4:   {self.stride4.describe()}; {layout(self.stride4.config)}")
-        if self.chosen is self.preset:
+        if self.choice == "preset":
             lines.append("  chosen: the preset's (no fit matches more objects)")
-        elif self.chosen is self.stride4:
+        elif self.choice == "stride4":
             lines.append("  chosen: fitted with a stride-4 source")
         else:
             lines.append("  chosen: fitted" + (" (the stride-4 source gains too little)" if self.stride4 else ""))
@@ -149,8 +156,7 @@ class BoxFit:
                 "stride4_source": c.config.stride4_source, "min_sizes": list(c.config.min_sizes),
                 "max_sizes": list(c.config.max_sizes),
                 "aspect_ratios": [list(r) for r in c.config.aspect_ratios]}
-        chosen = {id(self.preset): "preset", id(self.fitted): "fitted", id(self.stride4): "stride4"}
-        return {"num_objects": self.num_objects, "seconds": self.seconds, "chosen": chosen[id(self.chosen)],
+        return {"num_objects": self.num_objects, "seconds": self.seconds, "chosen": self.choice,
                 "preset": candidate(self.preset), "fitted": candidate(self.fitted),
                 "stride4": candidate(self.stride4)}
 

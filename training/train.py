@@ -202,7 +202,7 @@ def _default_boxes(args, cfg, recipe, examples, output):
             )
             print(fit.summary())
             print(fit.describe())
-            return fit.config, {"chosen": fit.to_dict()["chosen"], "layout": layout(fit.config), "fit": fit.to_dict()}
+            return fit.config, {"chosen": fit.choice, "layout": layout(fit.config), "fit": fit.to_dict()}
         chosen = "preset (the training data has no objects to fit)"
     print(f"default boxes: {chosen}: {layout(cfg)}")
     return cfg, {"chosen": chosen, "layout": layout(cfg)}
