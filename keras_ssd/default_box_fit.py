@@ -287,6 +287,19 @@ def _fit_one(boxes, cfg, ratio_choices, starts, rng):
     )
 
 
+def _with_ratio_counts(cfg, counts, choices):
+    """`cfg` with `counts[k]` ratios on source k: its own first, then the choices nearest 2."""
+    counts = tuple(counts)
+    if len(counts) != len(cfg.aspect_ratios) or not all(0 <= n <= len(choices) for n in counts):
+        raise ValueError(f"ratio_counts must give 0 to {len(choices)} ratios for each of the "
+                         f"{len(cfg.aspect_ratios)} sources, got {counts!r}")
+    nearest_two = sorted(choices, key=lambda r: abs(math.log(r / 2.0)))
+    ratios = []
+    for own, n in zip(cfg.aspect_ratios, counts):
+        ratios.append(tuple(sorted(([*own] + [r for r in nearest_two if r not in own])[:n])))
+    return dataclasses.replace(cfg, aspect_ratios=tuple(ratios))
+
+
 def _measure(boxes, sample, cfg) -> Candidate:
     from keras_ssd.model import build_ssd  # the network, only for its GMACs
     from keras_ssd.model_stats import count_macs
@@ -313,6 +326,7 @@ def fit_default_boxes(
     *,
     stride4="auto",
     ratio_choices=RATIO_CHOICES,
+    ratio_counts=None,
     starts: int = 3,
     seed: int = 0,
     max_objects: int = 20000,
@@ -329,6 +343,10 @@ def fit_default_boxes(
             `STRIDE4_GAIN` more of the objects), True (always, when the
             backbone has one) or False (never).
         ratio_choices: the aspect ratios a source may take.
+        ratio_counts: how many ratios each source of `cfg` takes (each adds
+            two boxes per location); None keeps `cfg`'s, so the heads keep
+            their boxes per location. Other counts change the heads' shapes:
+            for heads that train from scratch. A stride-4 source takes one.
         starts: descents per layout: from `cfg`'s scales, then from seeded
             perturbations of them.
         seed: seeds the perturbations and the object samples; the same seed
@@ -341,7 +359,8 @@ def fit_default_boxes(
     Raises:
         ValueError: `boxes` is not `[M, 4]` with M >= 1, `stride4` is not one
             of "auto", True, False, or True for a backbone without a stride-4
-            map.
+            map, or `ratio_counts` has another length than `cfg`'s sources or
+            a count outside 0 .. len(ratio_choices).
     """
     start_time = time.time()
     boxes = np.asarray(boxes, np.float64)
@@ -350,15 +369,16 @@ def fit_default_boxes(
                          f"got shape {boxes.shape}")
     if stride4 not in ("auto", True, False):
         raise ValueError(f"stride4 must be 'auto', True or False, got {stride4!r}")
+    start = cfg if ratio_counts is None else _with_ratio_counts(cfg, ratio_counts, ratio_choices)
     rng = np.random.default_rng(seed)
     if len(boxes) > max_objects:
         boxes = boxes[np.sort(rng.choice(len(boxes), max_objects, replace=False))]
     sample = boxes[np.sort(rng.choice(len(boxes), min(len(boxes), _POSITIVES_SAMPLE), replace=False))]
     preset = _measure(boxes, sample, cfg)
-    fitted = _measure(boxes, sample, _fit_one(boxes, cfg, ratio_choices, starts, rng))
+    fitted = _measure(boxes, sample, _fit_one(boxes, start, ratio_choices, starts, rng))
     with_stride4 = None
     if stride4 is True or (stride4 == "auto" and cfg.backbone == "vgg16" and not cfg.stride4_source):
-        with_stride4 = _measure(boxes, sample, _fit_one(boxes, cfg.with_stride4_source(), ratio_choices, starts, rng))
+        with_stride4 = _measure(boxes, sample, _fit_one(boxes, start.with_stride4_source(), ratio_choices, starts, rng))
     chosen = fitted
     if with_stride4 is not None and (stride4 is True or with_stride4.matched_share >= fitted.matched_share + STRIDE4_GAIN):
         chosen = with_stride4

@@ -88,6 +88,17 @@ def test_shapes_validation_objects_after_a_fit_to_the_augmented_training_objects
     assert f"fitted: {fit.chosen.matched_share:.1%}" in fit.summary() and "a stride-4 source added" in fit.summary()
 
 
+def test_ratio_counts_change_the_boxes_per_location_when_asked():
+    boxes = _elongated_boxes(2000)
+    cfg = _tiny()
+    kept = keras_ssd.fit_default_boxes(boxes, cfg, stride4=False)
+    more = keras_ssd.fit_default_boxes(boxes, cfg, stride4=False, ratio_counts=(3, 3, 3, 3, 3))
+    assert more.config.boxes_per_location == (8, 8, 8, 8, 8) and more.preset.config == cfg
+    assert more.fitted.matched_share >= kept.fitted.matched_share
+    with pytest.raises(ValueError, match="ratio_counts"):
+        keras_ssd.fit_default_boxes(boxes, cfg, ratio_counts=(1, 2))
+
+
 def test_the_fit_is_repeatable_for_a_seed_and_samples_large_sets():
     boxes = np.concatenate([_random_boxes(6000, seed=3) * 0.3, _elongated_boxes(6000, seed=4)])
     first = keras_ssd.fit_default_boxes(boxes, _tiny(), seed=5, max_objects=10000)
