@@ -295,7 +295,8 @@ def _coverage_section(coverage, preset_coverage) -> list[str]:
         header += ["below threshold, preset's boxes", "share, preset's boxes"]
         for row, b in zip(bins, preset_coverage.by_size(coverage.scales)):
             row += [b.unmatchable, b.share]
-        text += (f" This model's default boxes were fitted to its training data; its preset's would leave "
+        text += (f" This model's default boxes are not its preset's (fitted to its training data, or "
+                 f"given); the preset's would leave "
                  f"{preset_coverage.share_unmatchable:.1%} (mean best IoU {coverage.mean_best_iou:.2f} against "
                  f"{preset_coverage.mean_best_iou:.2f}, {coverage.mean_positives:.1f} against "
                  f"{preset_coverage.mean_positives:.1f} default boxes per object at the threshold).")

@@ -196,7 +196,7 @@ def test_fitted_boxes_report_their_coverage_beside_the_presets_and_ap_by_size(tm
     assert report.preset_coverage.share_unmatchable == preset.share_unmatchable
     assert report.coverage.share_unmatchable < preset.share_unmatchable
     page = (tmp_path / "report" / HTML_NAME).read_text()
-    assert f"its preset&#x27;s would leave {preset.share_unmatchable:.1%}" in page
+    assert f"the preset&#x27;s would leave {preset.share_unmatchable:.1%}" in page
     # Sizes are split at 10, 24, 48 and 96 input px; every counted object is in one range.
     sizes = report.ap_by_size
     assert [(row.low, row.high) for row in sizes] == [(0, 10), (10, 24), (24, 48), (48, 96), (96, np.inf)]
