@@ -388,7 +388,7 @@ def fit_default_boxes(
 
 
 def training_boxes(examples, cfg: SSDConfig, augment=AugmentOptions(), *, seed: int = 0,
-                   max_examples: int | None = None) -> np.ndarray:
+                   max_examples: int | None = None, progress_every: int | None = None) -> np.ndarray:
     """The objects of a dataset as the matcher sees them in training.
 
     One pass over `examples` through the recipe's geometric augmentation
@@ -403,6 +403,7 @@ def training_boxes(examples, cfg: SSDConfig, augment=AugmentOptions(), *, seed: 
         augment: the recipe's `AugmentOptions`, or False for the boxes as annotated.
         seed: seeds the augmentation.
         max_examples: read at most this many examples (None: all).
+        progress_every: print a line every this many examples (None: quiet).
 
     Returns:
         float32 `[M_total, 4]`, normalised `[ymin, xmin, ymax, xmax]`.
@@ -420,5 +421,9 @@ def training_boxes(examples, cfg: SSDConfig, augment=AugmentOptions(), *, seed: 
         return augment_boxes(boxes, image_aspect(example["image"]), size, pair, augment)
 
     mapped = tf.data.Dataset.zip((examples, seeds)).map(geometry, num_parallel_calls=tf.data.AUTOTUNE)
-    found = [np.zeros((0, 4), np.float32), *(b.numpy() for b in mapped)]
+    found = [np.zeros((0, 4), np.float32)]
+    for count, boxes in enumerate(mapped, start=1):
+        found.append(boxes.numpy())
+        if progress_every and count % progress_every == 0:
+            print(f"  {count} examples read for the default-box fit")
     return np.concatenate(found)

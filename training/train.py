@@ -195,7 +195,8 @@ def _default_boxes(args, cfg, recipe, examples, output):
     else:
         print(f"Fitting the default boxes to the training objects (at most {FIT_EXAMPLES} examples, "
               "augmented as in training) ...")
-        boxes = keras_ssd.training_boxes(examples, cfg, recipe.augment, seed=args.seed, max_examples=FIT_EXAMPLES)
+        boxes = keras_ssd.training_boxes(examples, cfg, recipe.augment, seed=args.seed, max_examples=FIT_EXAMPLES,
+                                         progress_every=1000)
         if len(boxes):
             fit = keras_ssd.fit_default_boxes(
                 boxes, cfg, stride4="auto" if args.default_boxes == "fit" else False, seed=args.seed
