@@ -202,13 +202,18 @@ class _GridScorer:
         iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
         return iou.max(axis=1)
 
+    def best(self) -> np.ndarray:
+        """float64 `[M]`: best IoU over every source with the config's own boxes."""
+        cfg = self.cfg
+        return np.max([self.source(k, cfg.min_sizes[k], cfg.max_sizes[k], cfg.aspect_ratios[k])
+                       for k in range(len(cfg.feature_map_sizes))], axis=0)
+
 
 class _Search:
     """Coordinate descent over one config's scale chain and ratio sets."""
 
     def __init__(self, boxes, cfg, ratio_choices):
         self.scorer = _GridScorer(boxes, cfg)
-        self.cfg = cfg
         self.threshold = cfg.match_iou_threshold
         self.ratio_choices = tuple(sorted(set(float(r) for r in ratio_choices)))
         self.size = cfg.image_size
@@ -273,8 +278,10 @@ def _fit_one(boxes, cfg, ratio_choices, starts, rng):
     for start in range(starts):
         scales = preset_scales
         if start:  # a seeded jitter of the preset's chain, kept increasing
-            scales = sorted(s * math.exp(rng.uniform(-0.4, 0.4)) for s in preset_scales)
-            scales = [max(s, scales[i - 1] * _MIN_SCALE_GAP) if i else s for i, s in enumerate(scales)]
+            jittered = sorted(s * math.exp(rng.uniform(-0.4, 0.4)) for s in preset_scales)
+            scales = jittered[:1]
+            for s in jittered[1:]:
+                scales.append(max(s, scales[-1] * _MIN_SCALE_GAP))
         found = search.run(scales, cfg.aspect_ratios)
         if best is None or found[0] > best[0]:
             best = found
@@ -300,19 +307,25 @@ def _with_ratio_counts(cfg, counts, choices):
     return dataclasses.replace(cfg, aspect_ratios=tuple(ratios))
 
 
-def _measure(boxes, sample, cfg) -> Candidate:
+def _gmacs(cfg, known) -> float:
+    """GMACs per image of `cfg`'s network; `known` keeps them per network shape (box sizes do not change it)."""
     from keras_ssd.model import build_ssd  # the network, only for its GMACs
     from keras_ssd.model_stats import count_macs
 
-    scorer = _GridScorer(boxes, cfg)
-    best = np.max([scorer.source(k, cfg.min_sizes[k], cfg.max_sizes[k], cfg.aspect_ratios[k])
-                   for k in range(len(cfg.feature_map_sizes))], axis=0)
+    shape = (cfg.stride4_source, cfg.boxes_per_location)
+    if shape not in known:
+        known[shape] = count_macs(build_ssd(cfg)) / 1e9
+    return known[shape]
+
+
+def _measure(boxes, sample, cfg, known_gmacs) -> Candidate:
+    best = _GridScorer(boxes, cfg).best()
     return Candidate(
         cfg,
         float(np.mean(best >= cfg.match_iou_threshold)),
         float(np.mean(best)),
         default_box_coverage(sample, cfg).mean_positives,
-        count_macs(build_ssd(cfg)) / 1e9,
+        _gmacs(cfg, known_gmacs),
     )
 
 
@@ -374,11 +387,13 @@ def fit_default_boxes(
     if len(boxes) > max_objects:
         boxes = boxes[np.sort(rng.choice(len(boxes), max_objects, replace=False))]
     sample = boxes[np.sort(rng.choice(len(boxes), min(len(boxes), _POSITIVES_SAMPLE), replace=False))]
-    preset = _measure(boxes, sample, cfg)
-    fitted = _measure(boxes, sample, _fit_one(boxes, start, ratio_choices, starts, rng))
+    known_gmacs = {}
+    preset = _measure(boxes, sample, cfg, known_gmacs)
+    fitted = _measure(boxes, sample, _fit_one(boxes, start, ratio_choices, starts, rng), known_gmacs)
     with_stride4 = None
     if stride4 is True or (stride4 == "auto" and cfg.backbone == "vgg16" and not cfg.stride4_source):
-        with_stride4 = _measure(boxes, sample, _fit_one(boxes, start.with_stride4_source(), ratio_choices, starts, rng))
+        with_stride4 = _measure(boxes, sample, _fit_one(boxes, start.with_stride4_source(), ratio_choices, starts, rng),
+                                known_gmacs)
     chosen = fitted
     if with_stride4 is not None and (stride4 is True or with_stride4.matched_share >= fitted.matched_share + STRIDE4_GAIN):
         chosen = with_stride4

@@ -211,7 +211,7 @@ def coverage(coverage_result, preset=None) -> Figure:
     scatter_axes.legend(fontsize=7, loc="lower right")
     bins = coverage_result.by_size()
     labels = [f"{low:.0f}-{high:.0f}" if np.isfinite(high) else f">={low:.0f}" for low, high, *_ in bins]
-    sets = [("this model" if preset else None, bins, "tab:red")]
+    sets = [("this model" if preset is not None else None, bins, "tab:red")]
     if preset is not None:
         sets.append((f"preset's boxes ({preset.share_unmatchable:.1%} in all)", preset.by_size(coverage_result.scales),
                      "tab:grey"))
@@ -222,7 +222,7 @@ def coverage(coverage_result, preset=None) -> Figure:
         bars = bar_axes.bar(positions, shares, width, color=colour, label=label)
         for bar, b in zip(bars, counts):
             bar_axes.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{b.unmatchable}/{b.count}",
-                          ha="center", va="bottom", fontsize=7 if preset else 8)
+                          ha="center", va="bottom", fontsize=7 if preset is not None else 8)
     if preset is not None:
         bar_axes.legend(fontsize=7, loc="upper right")
     bar_axes.set_xticks(range(len(bins)), labels)
