@@ -2,11 +2,13 @@
 
 import keras
 
+from keras_ssd.layers.conv2d import Conv2D
 from keras_ssd.layers.fused_batch_norm import FusedBatchNormalization
 
 
 def conv_relu(x, filters, kernel_size, name, batch_norm=False, batch_norm_momentum=0.99, **conv_kwargs):
-    """Conv2D (named `name`) then ReLU; with `batch_norm`, Conv2D without bias -> BN -> ReLU.
+    """Conv2D (`keras_ssd.layers.Conv2D`, named `name`) then ReLU; with `batch_norm`,
+    Conv2D without bias -> BN -> ReLU.
 
     Args:
         x: float `[B, H, W, C]` tensor.
@@ -20,8 +22,8 @@ def conv_relu(x, filters, kernel_size, name, batch_norm=False, batch_norm_moment
         float `[B, H', W', filters]`.
     """
     if not batch_norm:
-        return keras.layers.Conv2D(filters, kernel_size, activation="relu", name=name, **conv_kwargs)(x)
-    x = keras.layers.Conv2D(filters, kernel_size, use_bias=False, name=name, **conv_kwargs)(x)
+        return Conv2D(filters, kernel_size, activation="relu", name=name, **conv_kwargs)(x)
+    x = Conv2D(filters, kernel_size, use_bias=False, name=name, **conv_kwargs)(x)
     return batch_norm_relu(x, name, batch_norm_momentum)
 
 
