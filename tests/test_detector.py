@@ -67,3 +67,22 @@ def test_build_detector_outputs_and_overrides(tiny_cfg):
     assert np.asarray(out["detection_classes"]).max() < 3
     with pytest.raises(ValueError, match="nms_iou"):
         keras_ssd.build_detector(model, nms_iou=0.5)
+
+
+def test_load_detector_on_a_keras_file_runs_compiled_once_per_batch_size(tiny_cfg, tmp_path):
+    import tensorflow as tf
+
+    from keras_ssd import export
+    from keras_ssd.detections import as_detections
+
+    path = str(tmp_path / "tiny.keras")
+    keras_ssd.build_ssd(tiny_cfg).save(path)
+    detector = export.load_detector(path, precision="float32")
+    images = np.random.default_rng(0).integers(0, 256, (3, tiny_cfg.image_size, tiny_cfg.image_size, 3), np.uint8)
+    single = [detector(images[i : i + 1]) for i in range(2)]
+    batch = detector(images)
+    assert detector._detect.experimental_get_tracing_count() == 2  # batch 1 and batch 3
+    eager = as_detections(detector.detector(tf.constant(images, tf.float32), training=False))
+    for key, value in eager.items():
+        np.testing.assert_allclose(batch[key], value, atol=1e-5, err_msg=key)
+        np.testing.assert_allclose(single[1][key][0], value[1], atol=1e-5, err_msg=key)
