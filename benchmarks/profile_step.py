@@ -111,6 +111,8 @@ def profile_tensorflow(preset, policy, steps):
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     import keras_ssd
+    from timing import train_step_seconds
+
     from keras_ssd import precision, recipes
 
     batch = BATCH.get(preset, 8)
@@ -123,13 +125,7 @@ def profile_tensorflow(preset, policy, steps):
     with precision.global_policy(recipe.precision):
         model = keras_ssd.build_ssd(cfg)
         recipes.compile_for_training(model, recipe, steps_per_epoch=1000)
-        for i in range(3):
-            model.train_on_batch(*batches[i % len(batches)])
-        seconds = []
-        for i in range(steps):
-            start = time.perf_counter()
-            model.train_on_batch(*batches[i % len(batches)])
-            seconds.append(time.perf_counter() - start)
+        seconds = train_step_seconds(model, batches, steps, warmup=3)
         logdir = tempfile.mkdtemp(prefix="profile_step_")
         tf.profiler.experimental.start(logdir)
         for i in range(steps):
@@ -161,7 +157,7 @@ def profile_tensorflow(preset, policy, steps):
             key = f"{layer} {op_type}"
             by_op[key] = by_op.get(key, 0.0) + event.duration_ps / 1e9 / steps
     return {
-        "framework": "keras_ssd", "batch": batch, "seconds": statistics.median(seconds), "ms": ms,
+        "framework": "keras_ssd", "batch": batch, "seconds": seconds, "ms": ms,
         "top": sorted(by_op.items(), key=lambda item: -item[1])[:TOP],
         "precision": recipe.precision, "jit_compile": str(recipe.jit_compile),
         "why": choices["precision"].reason,

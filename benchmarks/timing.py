@@ -37,6 +37,21 @@ def seconds_per_call(fn, min_seconds=0.0, durations=None):
             return elapsed / calls, (time.process_time() - cpu_start) / calls
 
 
+def train_step_seconds(model, batches, steps, warmup=2):
+    """Median seconds of `model.train_on_batch` over `steps` calls, after `warmup` calls.
+
+    The calls take `(images, y_true)` pairs from the list `batches` in turn.
+    """
+    for i in range(warmup):
+        model.train_on_batch(*batches[i % len(batches)])
+    seconds = []
+    for i in range(steps):
+        start = time.perf_counter()
+        model.train_on_batch(*batches[i % len(batches)])
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
+
+
 def interleaved_seconds(cases, repeats=5, warmup=1, min_seconds=0.0, log=None, cpu_seconds=None, call_seconds=None):
     """Median seconds per call of each case, the cases' samples interleaved.
 

@@ -17,7 +17,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 SETTINGS = {"oneDNN on": "1", "oneDNN off": "0"}
 
@@ -25,6 +24,8 @@ SETTINGS = {"oneDNN on": "1", "oneDNN off": "0"}
 def one_process(preset, batch_size, steps):
     """Runs in the child: the median seconds of one `train_on_batch` (printed as JSON)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from timing import train_step_seconds
+
     import keras_ssd
     from keras_ssd import recipes
 
@@ -34,14 +35,8 @@ def one_process(preset, batch_size, steps):
     batches = list(keras_ssd.data.train_pipeline(examples, cfg, batch_size, augment=recipe.augment, seed=0))
     model = keras_ssd.build_ssd(cfg)
     recipes.compile_for_training(model, recipe, steps_per_epoch=100)
-    for i in range(2):
-        model.train_on_batch(*batches[i % len(batches)])
-    seconds = []
-    for i in range(steps):
-        start = time.perf_counter()
-        model.train_on_batch(*batches[i % len(batches)])
-        seconds.append(time.perf_counter() - start)
-    print(json.dumps({"seconds": statistics.median(seconds), "jit_compile": str(recipe.jit_compile)}))
+    seconds = train_step_seconds(model, batches, steps)
+    print(json.dumps({"seconds": seconds, "jit_compile": str(recipe.jit_compile)}))
 
 
 def main():
