@@ -21,7 +21,8 @@ class Conv2D(keras.layers.Conv2D):
 
     TensorFlow's CPU kernels without oneDNN have no gradient for a dilated
     `Conv2D`, so with oneDNN off (`keras_ssd.cpu.onednn_enabled()`) the layer
-    keeps Keras' path; undilated convolutions are Keras' own call too. The weights, config and outputs are `keras.layers.Conv2D`'s
+    keeps Keras' path; undilated, grouped and channels-first convolutions are
+    Keras' own call too. The weights, config and outputs are `keras.layers.Conv2D`'s
     (within float rounding), and the class keeps its name, so `.keras` files
     saved with Keras' layer load into this one and back.
 
@@ -29,7 +30,8 @@ class Conv2D(keras.layers.Conv2D):
     """
 
     def call(self, inputs):
-        if max(self.dilation_rate) == 1 or self.data_format != "channels_last" or not cpu.onednn_enabled():
+        direct = max(self.dilation_rate) > 1 and self.groups == 1 and self.data_format == "channels_last"
+        if not (direct and cpu.onednn_enabled()):
             return super().call(inputs)
         outputs = tf.nn.conv2d(
             inputs,
