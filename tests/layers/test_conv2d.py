@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_ssd import cpu
+from keras_ssd import cpu, precision
 from keras_ssd.layers import Conv2D
+from keras_ssd.layers import conv2d as conv2d_module
 from keras_ssd.model import load_ssd
 from tests.round_trips import check_config_round_trip
 
@@ -35,7 +36,7 @@ def _step(layer, x):
     """Output, and the gradients of a position-weighted sum w.r.t. the input and every weight."""
     with tf.GradientTape() as tape:
         tape.watch(x)
-        y = layer(x, training=True)
+        y = tf.cast(layer(x, training=True), tf.float32)
         weights = tf.reshape(tf.sin(tf.range(tf.size(y), dtype=tf.float32) / 7.0), tf.shape(y))
         loss = tf.reduce_sum(y * weights)
     return [y, *tape.gradient(loss, [x, *layer.trainable_weights])]
@@ -45,6 +46,17 @@ def _op_types(layer, x):
     """The ops of `layer`'s traced call on `x`."""
     graph = tf.function(lambda v: layer(v, training=True)).get_concrete_function(x).graph
     return graph.get_operations()
+
+
+def _gradient_op_types(layer, x, training=True):
+    """The op types of a traced step: `layer`'s call on `x` and the gradient of its sum."""
+
+    def step(v):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.cast(layer(v, training=training), "float32"))
+        return tape.gradient(loss, layer.trainable_weights)
+
+    return {op.type for op in tf.function(step).get_concrete_function(x).graph.get_operations()}
 
 
 @pytest.mark.numerics
@@ -75,6 +87,53 @@ def test_dilated_conv_is_one_op_where_onednn_is_on_and_keras_path_where_off():
     # Undilated: Keras' own call either way.
     plain_ours, plain_theirs = _pair(filters=4, kernel_size=3, padding="same")
     assert {op.type for op in _op_types(plain_ours, x)} == {op.type for op in _op_types(plain_theirs, x)}
+
+
+@pytest.fixture
+def bf16_cpu_without_amx(monkeypatch):
+    """Any CPU reads as one with AVX512_BF16 and no AMX, and every channel count qualifies.
+
+    Whether oneDNN is on stays this process's own: the per-tap filter gradient is
+    taken only with it on.
+    """
+    monkeypatch.setattr(cpu, "kernel_flags", lambda: ("avx2", "avx512f", "avx512_bf16"))
+    monkeypatch.setattr(conv2d_module, "TAP_GRADIENT_MIN_WEIGHTS", 1)
+    conv2d_module._tap_gradient_machine.cache_clear()
+    yield
+    conv2d_module._tap_gradient_machine.cache_clear()
+
+
+@pytest.mark.numerics
+@pytest.mark.parametrize("dilation, bias", [(1, True), (6, False)])
+def test_bf16_training_with_the_tap_gradient_matches_keras_conv2d(bf16_cpu_without_amx, dilation, bias):
+    x = tf.constant(np.random.default_rng(3).normal(0.0, 1.0, (2, 11, 13, 5)).astype(np.float32))
+    with precision.global_policy("mixed_bfloat16"):
+        ours, theirs = _pair(filters=4, kernel_size=3, padding="same", dilation_rate=dilation, use_bias=bias,
+                             activation="relu")
+        assert ("MatMul" in _gradient_op_types(ours, tf.cast(x, tf.bfloat16))) == cpu.onednn_enabled()
+        assert "MatMul" not in _gradient_op_types(theirs, tf.cast(x, tf.bfloat16))
+        got, expected = _step(ours, x), _step(theirs, x)
+    # Forward and input gradient are the same ops; the kernel's gradient is summed in
+    # another order and rounded to bf16 once (relative 2^-8 of the largest entry).
+    for mine, keras_value in zip(got, expected):
+        scale = np.abs(keras_value.numpy()).max()
+        np.testing.assert_allclose(mine.numpy(), keras_value.numpy(), rtol=0, atol=scale * 2**-7)
+
+
+def test_tap_gradient_only_for_bf16_stride_1_same_odd_kernels_in_training_with_onednn(bf16_cpu_without_amx):
+    def uses_taps(policy="mixed_bfloat16", training=True, **kwargs):
+        with precision.global_policy(policy):
+            layer = Conv2D(**{"filters": 4, "kernel_size": 3, "padding": "same", **kwargs})
+            return "MatMul" in _gradient_op_types(layer, tf.zeros((2, 12, 12, 5), layer.compute_dtype), training)
+
+    assert uses_taps() == cpu.onednn_enabled()
+    assert uses_taps(kernel_size=1) == cpu.onednn_enabled()
+    assert not uses_taps(training=False)  # inference keeps the fused forward untouched
+    assert not uses_taps(policy="float32")
+    assert not uses_taps(strides=2)
+    assert not uses_taps(padding="valid")
+    assert not uses_taps(kernel_size=2)
+    assert not uses_taps(kernel_size=(3, 1))
 
 
 def test_config_round_trips_and_keeps_keras_class_name():
@@ -112,3 +171,14 @@ def test_the_shipped_demo_saved_with_keras_conv2d_loads_and_saves_the_same_weigh
     keras_fc6.build(features.shape)
     keras_fc6.set_weights(fc6.get_weights())
     np.testing.assert_allclose(fc6(features).numpy(), keras_fc6(features).numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("flags", [("avx2",), ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")])
+def test_no_tap_gradient_without_avx512_bf16_or_with_amx(monkeypatch, flags):
+    # Measured faster only on AVX512_BF16 without AMX; AMX CPUs keep oneDNN's own kernels.
+    monkeypatch.setattr(cpu, "kernel_flags", lambda: flags)
+    conv2d_module._tap_gradient_machine.cache_clear()
+    try:
+        assert not conv2d_module._tap_gradient_machine()
+    finally:
+        conv2d_module._tap_gradient_machine.cache_clear()
