@@ -86,7 +86,7 @@ class Conv2D(keras.layers.Conv2D):
             inputs.dtype == tf.bfloat16
             and self._channels_last_ungrouped()
             and tuple(self.strides) == (1, 1)
-            and self.padding == "same"
+            and (self.padding == "same" or tuple(size) == (1, 1))
             and size[0] == size[1] and size[0] % 2 == 1
             and dilation[0] == dilation[1]
             and None not in inputs.shape[1:]

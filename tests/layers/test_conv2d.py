@@ -128,6 +128,7 @@ def test_tap_gradient_only_for_bf16_stride_1_same_odd_kernels_in_training_with_o
 
     assert uses_taps() == cpu.onednn_enabled()
     assert uses_taps(kernel_size=1) == cpu.onednn_enabled()
+    assert uses_taps(kernel_size=1, padding="valid") == cpu.onednn_enabled()  # the same convolution
     assert not uses_taps(training=False)  # inference keeps the fused forward untouched
     assert not uses_taps(policy="float32")
     assert not uses_taps(strides=2)
