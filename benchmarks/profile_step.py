@@ -86,6 +86,10 @@ def tf_kind(op_name, op_type, conv_layers, norm_layers, optimizer_scope):
     scopes = op_name.split("/")
     if scopes[0] == optimizer_scope or op_type.startswith("ResourceApply"):
         return "optimizer"
+    from keras_ssd.ops.filter_gradient import GRADIENT_SCOPE
+
+    if GRADIENT_SCOPE in scopes and op_type != "Conv2DBackpropInput":
+        return "conv backward-filter"  # keras_ssd's per-tap filter gradient: transposes, pads, matmuls
     if op_type in _TF_TYPES:
         return _TF_TYPES[op_type]
     if layer_of(op_name, norm_layers):

@@ -1,6 +1,7 @@
 """benchmarks/compare.py --quick runs and prints every row of its table (timings are not checked)."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -55,6 +56,9 @@ def test_compare_quick_prints_the_table():
         f"| training step (`train_on_batch`), `training.train`'s defaults here: adamw, {policy}, jit_compile {jit} |"
     ), training
     assert sum(line.startswith("| input pipeline") for line in table) == 1
+    # Each precision's peak is at least its fastest row: no share of the peak above 100%.
+    shares = [int(share) for line in table for share in re.findall(r"\((\d+)%\)", line)]
+    assert shares and max(shares) <= 100, table
     assert "measured fp32 peak" in result.stdout and "XNNPack" in result.stdout
     assert ("measured bf16 peak" in result.stdout) == (policy == "mixed_bfloat16")
     assert f"- CPU: {cpu.describe()}" in result.stdout

@@ -16,6 +16,9 @@ output gradient cancel the rows that wrap from one image row to the next.
 
 import tensorflow as tf
 
+# Name scope of the ops of `conv2d_tap_gradient`'s gradient.
+GRADIENT_SCOPE = "tap_gradient"
+
 
 def tap_filter_gradient(inputs, output_gradient, kernel_size, dilation=1):
     """Filter gradient of a stride-1 "same" convolution, one matmul per tap.
@@ -74,14 +77,19 @@ def conv2d_tap_gradient(inputs, kernel, dilation=1):
         `[B, H, W, Cout]`.
     """
 
+    # The gradient's ops go under the caller's name scope (a Keras layer's name), as a
+    # built-in gradient's would, so that profiles attribute them to the layer.
+    scope = tf.compat.v1.get_default_graph().get_name_scope()
+
     @tf.custom_gradient
     def convolve(x, w):
         def gradient(dy):
-            dx = tf.raw_ops.Conv2DBackpropInput(
-                input_sizes=tf.shape(x), filter=w, out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME",
-                dilations=[1, dilation, dilation, 1],
-            )
-            return dx, tap_filter_gradient(x, dy, w.shape[0], dilation)
+            with tf.name_scope(f"{scope}/{GRADIENT_SCOPE}/" if scope else GRADIENT_SCOPE):
+                dx = tf.raw_ops.Conv2DBackpropInput(
+                    input_sizes=tf.shape(x), filter=w, out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME",
+                    dilations=[1, dilation, dilation, 1],
+                )
+                return dx, tap_filter_gradient(x, dy, w.shape[0], dilation)
 
         return tf.nn.conv2d(x, w, strides=1, padding="SAME", dilations=dilation), gradient
 
