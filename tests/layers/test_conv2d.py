@@ -103,14 +103,21 @@ def bf16_cpu_without_amx(monkeypatch):
     conv2d_module._tap_gradient_machine.cache_clear()
 
 
+# bf16 runs on oneDNN's bf16 kernels here (read before any test changes the CPU's flags).
+# Elsewhere TensorFlow's Eigen bf16 kernels compute Keras' filter gradient with errors of
+# a few percent (2.5% seen with oneDNN off), too coarse to compare against.
+NATIVE_BF16 = precision.auto_precision().value == "mixed_bfloat16"
+
+
 @pytest.mark.numerics
+@pytest.mark.skipif(not NATIVE_BF16, reason="no bf16 kernels on this CPU (or oneDNN off): Keras' bf16 path is Eigen's")
 @pytest.mark.parametrize("dilation, bias", [(1, True), (6, False)])
 def test_bf16_training_with_the_tap_gradient_matches_keras_conv2d(bf16_cpu_without_amx, dilation, bias):
     x = tf.constant(np.random.default_rng(3).normal(0.0, 1.0, (2, 11, 13, 5)).astype(np.float32))
     with precision.global_policy("mixed_bfloat16"):
         ours, theirs = _pair(filters=4, kernel_size=3, padding="same", dilation_rate=dilation, use_bias=bias,
                              activation="relu")
-        assert ("MatMul" in _gradient_op_types(ours, tf.cast(x, tf.bfloat16))) == cpu.onednn_enabled()
+        assert "MatMul" in _gradient_op_types(ours, tf.cast(x, tf.bfloat16))
         assert "MatMul" not in _gradient_op_types(theirs, tf.cast(x, tf.bfloat16))
         got, expected = _step(ours, x), _step(theirs, x)
     # Forward and input gradient are the same ops; the kernel's gradient is summed in
