@@ -37,6 +37,7 @@ import onnx
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 from conftest import SHAPES, assert_same_detections, shapes_examples
+from onnx_graphs import quantised_network_convs
 from round_trips import check_keras_file_round_trip
 from test_mobile_runtimes import MIN_SCORE, assert_mediapipe_matches, run_runtime
 
@@ -271,9 +272,7 @@ def test_onnx_int8_quantises_the_network_with_the_stride4_branch_and_keeps_the_i
                               verbose=False)
     int8, float32 = onnx.load(path), onnx.load(fitted_onnx)
     onnx.checker.check_model(int8)
-    producers = {out: node for node in int8.graph.node for out in node.output}
-    convs = [node for node in int8.graph.node if node.op_type == "Conv"]
-    assert convs and all(producers[conv.input[1]].op_type == "DequantizeLinear" for conv in convs)
+    convs = quantised_network_convs(int8)
     # The stride-4 source's predictors are quantised like the others.
     assert any("conf_0" in conv.name for conv in convs) and any("loc_0" in conv.name for conv in convs)
     decoder = [node for node in int8.graph.node if "/detection_decoder" in node.name]

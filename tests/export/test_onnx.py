@@ -8,6 +8,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from conftest import SHAPES, assert_same_detections
+from onnx_graphs import quantised_network_convs
 from PIL import Image
 
 import keras_ssd
@@ -201,9 +202,7 @@ def test_int8_file_quantises_the_network_only(model_file, onnx_file, tmp_path):
     assert (tmp_path / "ssd_tiny_int8.labels.txt").exists()
     int8, float32 = onnx.load(path), onnx.load(onnx_file)
     onnx.checker.check_model(int8)
-    convs = [node for node in int8.graph.node if node.op_type == "Conv"]
-    producers = {out: node for node in int8.graph.node for out in node.output}
-    assert convs and all(producers[conv.input[1]].op_type == "DequantizeLinear" for conv in convs)
+    quantised_network_convs(int8)
     decoder = [node for node in int8.graph.node if "/detection_decoder" in node.name]
     assert decoder and not any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in decoder)
     assert os.path.getsize(path) < 0.4 * os.path.getsize(onnx_file)  # int8 weights
