@@ -64,3 +64,20 @@ def test_compare_quick_prints_the_table():
     assert f"- CPU: {cpu.describe()}" in result.stdout
     assert "load average (1 / 5 / 15 min)" in result.stdout
     assert "command: `python benchmarks/compare.py --quick`" in result.stdout
+
+
+@pytest.mark.slow
+def test_filter_gradient_table_has_a_row_per_stride_1_convolution():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+    result = subprocess.run(
+        [sys.executable, os.path.join("benchmarks", "filter_gradient.py"), "--preset", "ssd_tiny", "--repeats", "1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    header, rows = rows[0], rows[1:]
+    assert header[0] == "| layer" and header[-1] == "Conv2D trains with |"
+    # ssd_tiny's 3x3 and 1x1 stride-1 convolutions, none wide enough for the per-tap gradient.
+    assert rows[0][:2] == ["| block1_conv1", "160x160x3"]
+    assert len(rows) >= 8 and all(row[-1] == "TensorFlow's |" or "skipped" in row[-1] for row in rows)
+    assert "filter gradients in all: TensorFlow's" in result.stdout

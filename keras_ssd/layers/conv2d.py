@@ -50,11 +50,11 @@ class Conv2D(keras.layers.Conv2D):
     its filter gradient as one matrix product per kernel tap
     (`keras_ssd.ops.filter_gradient`) on CPUs with AVX512_BF16, no AMX and
     oneDNN on. There TensorFlow's oneDNN kernel for bf16 filter gradients ran
-    1.3-1.6x as long as the forward convolution for SSD300's deep layers, and
-    the tap products took 15-30% less: block4_conv3 at batch 8 80 against
-    67 ms, fc6 51 against 39 ms. For the wide, shallow layers (block1-3) the
-    oneDNN kernel stays faster and is kept. Outputs are unchanged; the filter
-    gradient differs by bf16 rounding.
+    1.7-2.7x as long as the forward convolution for SSD300's deep layers, and
+    the tap products took 10-30% less (`benchmarks/filter_gradient.py`, batch
+    8: block4_conv3 93 against 71 ms, fc6 53 against 42 ms). For the wide,
+    shallow layers (block1-3) the oneDNN kernel stays faster and is kept.
+    Outputs are unchanged; the filter gradient differs by bf16 rounding.
 
     Input/output: float `[B, H, W, C]` -> `[B, H', W', filters]` (channels last).
     """

@@ -64,9 +64,9 @@ def tap_filter_gradient(inputs, output_gradient, kernel_size, dilation=1):
 def conv2d_tap_gradient(inputs, kernel, dilation=1):
     """`tf.nn.conv2d(inputs, kernel, 1, "SAME", dilations=dilation)` with `tap_filter_gradient`.
 
-    The input gradient is TensorFlow's own (`Conv2DBackpropInput`). A dilated
-    kernel needs a kernel with a dilated gradient: on CPU, TensorFlow's oneDNN
-    kernels (its Eigen kernels have none).
+    The input gradient is TensorFlow's own (`Conv2DBackpropInput`). On CPU a
+    dilated kernel needs TensorFlow's oneDNN kernels: its Eigen kernels have no
+    dilated input gradient.
 
     Args:
         inputs: `[B, H, W, Cin]` (H, W static).
