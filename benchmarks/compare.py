@@ -32,7 +32,8 @@ Prints a markdown table of images/s, SSD300 at 20 classes, batch 1 and 8:
 * achieved GFLOP/s against this machine's peak for the row's precision,
   measured in the same run (`peak.py`: fp32, the best large SGEMM of
   numpy/OpenBLAS, TensorFlow and XNNPack; bf16, the best bf16 matmul of
-  TensorFlow and torch, or the fastest bf16 row when one beats both),
+  TensorFlow and torch; either raised to the fastest row of its precision
+  when one beats every GEMM, so that no row is above 100%),
   counting 2 FLOPs per conv multiply-accumulate (`keras_ssd.model_stats.count_macs`)
   and 3x the forward FLOPs for a training step.
 
