@@ -51,7 +51,7 @@ class Conv2D(keras.layers.Conv2D):
     (`keras_ssd.ops.filter_gradient`) on CPUs with AVX512_BF16, no AMX and
     oneDNN on. There TensorFlow's oneDNN kernel for bf16 filter gradients ran
     1.7-2.7x as long as the forward convolution for SSD300's deep layers, and
-    the tap products took 10-30% less (`benchmarks/filter_gradient.py`, batch
+    the tap products took 9-29% less (`benchmarks/filter_gradient.py`, batch
     8: block4_conv3 93 against 71 ms, fc6 53 against 42 ms). For the wide,
     shallow layers (block1-3) the oneDNN kernel stays faster and is kept.
     Outputs are unchanged; the filter gradient differs by bf16 rounding.
