@@ -32,10 +32,7 @@ def layer_cases(preset, batch):
     model = keras_ssd.build_ssd(cfg, backbone_weights=None)
     cases = []
     for layer in model.layers:
-        if not isinstance(layer, keras_ssd.layers.Conv2D) or tuple(layer.strides) != (1, 1):
-            continue
-        size = layer.kernel_size
-        if size[0] != size[1] or size[0] % 2 != 1 or (layer.padding != "same" and size != (1, 1)):
+        if not isinstance(layer, keras_ssd.layers.Conv2D) or not layer._tap_gradient_shape():
             continue
         shape = (batch, *layer.input.shape[1:])
         cases.append((layer, shape, tuple(layer.kernel.shape), layer.dilation_rate[0]))
@@ -57,7 +54,6 @@ def main():
     from timing import interleaved_seconds, load_average
 
     from keras_ssd import cpu
-    from keras_ssd.layers.conv2d import TAP_GRADIENT_MIN_WEIGHTS, _tap_gradient_machine
     from keras_ssd.ops.filter_gradient import tap_filter_gradient
 
     if args.torch:
@@ -106,8 +102,7 @@ def main():
 
             cases["torch"] = torch_filter_gradient
         ms = {name: 1000 * s for name, s in interleaved_seconds(cases, repeats=args.repeats, min_seconds=0.3).items()}
-        chosen = (args.dtype == "bfloat16" and kernel_shape[2] * kernel_shape[3] >= TAP_GRADIENT_MIN_WEIGHTS
-                  and _tap_gradient_machine())
+        chosen = layer._tap_gradient(x)
         totals["tf"] += ms["tf"]
         totals["taps"] += ms["taps"]
         totals["chosen"] += ms["taps"] if chosen else ms["tf"]

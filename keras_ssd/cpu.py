@@ -36,6 +36,11 @@ def kernel_flags():
     return tuple(flag for flag in KERNEL_FLAGS if flag in flags)
 
 
+def has_amx():
+    """True when this CPU reports any AMX flag (`amx_tile`, `amx_bf16`, `amx_int8`)."""
+    return any(flag.startswith("amx") for flag in kernel_flags())
+
+
 def onednn_enabled():
     """True when this process's TensorFlow runs its oneDNN kernels (loads TensorFlow)."""
     from tensorflow.python.util import _pywrap_util_port
@@ -50,7 +55,7 @@ def describe():
     (TensorFlow's default for this CPU)".
     """
     flags = kernel_flags()
-    amx = "" if any(f.startswith("amx") for f in flags) else ", no AMX"
+    amx = "" if has_amx() else ", no AMX"
     setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
     why = f"TF_ENABLE_ONEDNN_OPTS={setting}" if setting else "TensorFlow's default for this CPU"
     state = "on" if onednn_enabled() else "off"

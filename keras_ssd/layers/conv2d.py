@@ -16,10 +16,9 @@ TAP_GRADIENT_MIN_WEIGHTS = 2**17
 @functools.cache
 def _tap_gradient_machine():
     """True on a CPU-only machine with AVX512_BF16, no AMX and oneDNN on: where the tap gradient was measured faster."""
-    flags = cpu.kernel_flags()
     return (
-        "avx512_bf16" in flags
-        and not any(flag.startswith("amx") for flag in flags)
+        "avx512_bf16" in cpu.kernel_flags()
+        and not cpu.has_amx()
         and cpu.onednn_enabled()
         and not tf.config.list_logical_devices("GPU")
     )
@@ -79,16 +78,22 @@ class Conv2D(keras.layers.Conv2D):
     def _channels_last_ungrouped(self):
         return self.groups == 1 and self.data_format == "channels_last"
 
-    def _tap_gradient(self, inputs):
-        """Whether this call's filter gradient is `tap_filter_gradient` (see the class docstring)."""
+    def _tap_gradient_shape(self):
+        """Whether `conv2d_tap_gradient` computes this convolution: stride 1, "same" (or 1x1), odd square kernel."""
         size, dilation = self.kernel_size, self.dilation_rate
         return (
-            inputs.dtype == tf.bfloat16
-            and self._channels_last_ungrouped()
+            self._channels_last_ungrouped()
             and tuple(self.strides) == (1, 1)
             and (self.padding == "same" or tuple(size) == (1, 1))
             and size[0] == size[1] and size[0] % 2 == 1
             and dilation[0] == dilation[1]
+        )
+
+    def _tap_gradient(self, inputs):
+        """Whether this call's filter gradient is `tap_filter_gradient` (see the class docstring)."""
+        return (
+            inputs.dtype == tf.bfloat16
+            and self._tap_gradient_shape()
             and None not in inputs.shape[1:]
             and inputs.shape[-1] * self.filters >= TAP_GRADIENT_MIN_WEIGHTS
             and _tap_gradient_machine()
