@@ -88,18 +88,34 @@ class SafeModelCheckpoint(keras.callbacks.Callback):
 class ResumableBackup(keras.callbacks.BackupAndRestore):
     """`BackupAndRestore` that survives a run killed while it was writing its backup.
 
-    Keeps two backups (`double_checkpoint=True`): when the latest is half
-    written, Keras restores the previous one. When there is no usable backup at
-    all (the run was killed while writing its first one), training starts from
-    the beginning with a warning instead of failing on every restart.
+    With `checkpoint`, the backup is the file that checkpoint wrote this epoch
+    (`last.keras`: weights and optimizer state), hard-linked into `backup_dir`
+    (copied where the file system has no hard links) instead of written a
+    second time; an epoch the checkpoint did not save (a NaN loss) leaves the
+    previous epoch's backup in place. The link and the epoch record are each
+    replaced atomically, link first: a run killed between the two resumes with
+    one epoch trained twice, never with one skipped.
+
+    Without `checkpoint`, Keras' own backup of the weights, kept twice
+    (`double_checkpoint=True`): when the latest is half written, Keras restores
+    the previous one. When there is no usable backup at all (the run was killed
+    while writing its first one), training starts from the beginning with a
+    warning instead of failing on every restart.
 
     Args:
         backup_dir: directory for the backup; removed when training finishes.
+        checkpoint: a `SafeModelCheckpoint` without `monitor` that runs before
+            this callback and saves the model every epoch, or None.
     """
 
-    def __init__(self, backup_dir):
+    def __init__(self, backup_dir, checkpoint=None):
         super().__init__(backup_dir, double_checkpoint=True)
+        if checkpoint is not None and checkpoint.monitor is not None:
+            raise ValueError(f"checkpoint must save every epoch; {checkpoint.path} saves only when "
+                             f"{checkpoint.monitor} improves")
         self.backup_dir = os.fspath(backup_dir)
+        self.checkpoint = checkpoint
+        self._model_path = os.path.join(self.backup_dir, "latest.keras")
 
     def on_train_begin(self, logs=None):
         try:
@@ -107,6 +123,48 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         except OSError as error:
             print(f"Backup in {self.backup_dir} is unreadable ({error}); starting from epoch 1")
             shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+    def _load_model(self):
+        if not os.path.exists(self._model_path):
+            super()._load_model()  # Keras' own backup, if any
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(self._model_path)
+        if os.path.exists(self._training_metadata_path):
+            with open(self._training_metadata_path) as f:
+                self.model._initial_epoch = json.load(f)["epoch"]  # what Keras' backup sets
+
+    def _save_model(self):
+        if self.checkpoint is None:
+            super()._save_model()
+            return
+        if self.checkpoint.saved_epoch != self._current_epoch - 1:
+            print(f"Epoch {self._current_epoch}: {self.checkpoint.path} was not saved; the backup stays "
+                  "at the epoch before")
+            return
+        os.makedirs(self.backup_dir, exist_ok=True)
+        _link_or_copy(self.checkpoint.path, self._model_path)
+        # A backup in Keras' format, left by an older version of this callback.
+        for stale in (self._weights_path, self._prev_weights_path, self._prev_training_metadata_path):
+            if os.path.exists(stale):
+                os.remove(stale)
+        temporary = f"{self._training_metadata_path}.partial"
+        with open(temporary, "w") as f:
+            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+        os.replace(temporary, self._training_metadata_path)
+
+
+def _link_or_copy(source, destination):
+    """Puts the file `source` at `destination` atomically: a hard link, or a copy where links fail."""
+    temporary = f"{destination}.partial"
+    if os.path.exists(temporary):
+        os.remove(temporary)
+    try:
+        os.link(source, temporary)
+    except OSError:
+        shutil.copyfile(source, temporary)
+    os.replace(temporary, destination)
 
 
 class ElapsedMinutes(keras.callbacks.Callback):

@@ -4,6 +4,28 @@ import keras
 import tensorflow as tf
 
 
+def highest_per_row(values, counts):
+    """Marks the `counts[b]` highest entries of each row of `values`, ties to the lower index.
+
+    The same entries as ranking each row with a descending sort and keeping
+    ranks below `counts[b]`, but from one `top_k` as deep as the largest count
+    (hard negative mining keeps a few hundred of tens of thousands of boxes).
+
+    Args:
+        values: float `[B, N]`.
+        counts: float `[B]`, entries to keep per row; a fraction keeps the
+            rank below it (2.5 keeps 3).
+
+    Returns:
+        bool `[B, N]`.
+    """
+    depth = tf.minimum(tf.cast(tf.math.ceil(tf.reduce_max(counts)), tf.int32), tf.shape(values)[1])
+    _, top = tf.math.top_k(values, depth)  # [B, depth], highest first, ties to the lower index
+    kept = tf.cast(tf.range(depth)[None, :], tf.float32) < counts[:, None]
+    rows = tf.broadcast_to(tf.range(tf.shape(values)[0])[:, None], tf.shape(top))
+    return tf.scatter_nd(tf.stack([rows, top], -1), tf.cast(kept, tf.int32), tf.shape(values)) > 0
+
+
 @keras.saving.register_keras_serializable(package="keras_ssd")
 class SSDLoss(keras.losses.Loss):
     """L = (L_conf + alpha * L_loc) / N, N = positives in the whole batch.
@@ -55,14 +77,12 @@ class SSDLoss(keras.losses.Loss):
         cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=tf.maximum(labels, 0), logits=y_pred[..., 4:]
         )  # [B, N]
-        # Rank negatives by their loss; positives and ignored boxes rank last.
+        # Positives and ignored boxes rank below every negative.
         negative_loss = tf.where(negative, tf.stop_gradient(cross_entropy), -1.0)
-        order = tf.argsort(negative_loss, axis=1, direction="DESCENDING")
-        rank = tf.argsort(order, axis=1)
         num_negative = tf.minimum(
             self.neg_pos_ratio * num_positive, tf.reduce_sum(tf.cast(negative, tf.float32), 1)
         )
-        hard_negative = tf.cast(rank, tf.float32) < num_negative[:, None]
+        hard_negative = highest_per_row(negative_loss, num_negative)
         conf_mask = tf.cast(positive | (hard_negative & negative), tf.float32)
         conf_loss = tf.reduce_sum(cross_entropy * conf_mask)
 

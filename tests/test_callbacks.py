@@ -90,6 +90,110 @@ def test_unreadable_first_backup_restarts_instead_of_failing(tmp_path):
     assert not backup.exists()  # removed once training finished
 
 
+class _Killed(Exception):
+    pass
+
+
+class _CrashAfter(keras.callbacks.Callback):
+    """Raises at the end of epoch `epoch` (after the callbacks before it), as a killed run stops."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise _Killed
+
+
+def _momentum_model():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="mse")
+    return model
+
+
+def _fit_with_backup(model, tmp_path, epochs, crash_after=None):
+    last = SafeModelCheckpoint(tmp_path / "last.keras")
+    callbacks = [last, ResumableBackup(tmp_path / "backup", checkpoint=last)]
+    callbacks += [_CrashAfter(crash_after)] if crash_after is not None else []
+    x = np.arange(16, dtype=np.float32).reshape(8, 2) / 8
+    return model.fit(x, x.sum(1, keepdims=True), batch_size=4, epochs=epochs, shuffle=False, verbose=0,
+                     callbacks=callbacks)
+
+
+def test_backup_links_the_last_checkpoint_and_resumes_it_with_its_optimizer_state(tmp_path):
+    crashed = _momentum_model()
+    with pytest.raises(_Killed):
+        _fit_with_backup(crashed, tmp_path, epochs=3, crash_after=1)
+    backup = tmp_path / "backup" / "latest.keras"
+    assert backup.samefile(tmp_path / "last.keras")  # one file on disk, not a second copy
+    assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"] == 2
+    assert not list((tmp_path / "backup").glob("*.h5*")) and not list(tmp_path.rglob("*.partial"))
+
+    resumed = _momentum_model()
+    history = _fit_with_backup(resumed, tmp_path, epochs=3)
+    assert history.epoch == [2]  # epochs 0 and 1 are not trained again
+    assert int(resumed.optimizer.iterations.numpy()) == 3 * 2
+    assert not (tmp_path / "backup").exists()  # removed once training finished
+
+
+def test_resumed_run_equals_one_that_was_never_interrupted(tmp_path):
+    keras.utils.set_random_seed(3)
+    straight = _momentum_model()
+    start = straight.get_weights()
+    _fit_with_backup(straight, tmp_path / "straight", epochs=3)
+
+    crashed = _momentum_model()
+    crashed.set_weights(start)
+    with pytest.raises(_Killed):
+        _fit_with_backup(crashed, tmp_path / "crashed", epochs=3, crash_after=1)
+    resumed = _momentum_model()  # other random weights: the backup must replace them, momentum included
+    _fit_with_backup(resumed, tmp_path / "crashed", epochs=3)
+    for got, want in zip(resumed.get_weights(), straight.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_backup_stays_at_the_epoch_its_checkpoint_last_saved(tmp_path, capsys):
+    model = _momentum_model()
+    last = SafeModelCheckpoint(tmp_path / "last.keras")
+    backup = ResumableBackup(tmp_path / "backup", checkpoint=last)
+    for callback in (last, backup):
+        callback.set_model(model)
+    for callback in (last, backup):
+        callback.on_epoch_end(0, {"loss": 1.0})
+    for callback in (last, backup):
+        callback.on_epoch_end(1, {"loss": float("nan")})  # last.keras not saved: nor is the backup
+    assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+    assert (tmp_path / "backup" / "latest.keras").samefile(tmp_path / "last.keras")
+    assert "the backup stays at the epoch before" in capsys.readouterr().out
+
+
+def test_backup_copies_where_the_file_system_has_no_hard_links(tmp_path, monkeypatch):
+    def no_links(source, destination):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr("os.link", no_links)
+    model = _momentum_model()
+    with pytest.raises(_Killed):
+        _fit_with_backup(model, tmp_path, epochs=2, crash_after=0)
+    backup = tmp_path / "backup" / "latest.keras"
+    assert not backup.samefile(tmp_path / "last.keras")
+    assert backup.read_bytes() == (tmp_path / "last.keras").read_bytes()
+
+
+def test_backup_in_keras_format_from_an_older_version_still_resumes(tmp_path):
+    x, y = np.ones((8, 2), np.float32), np.ones((8, 1), np.float32)
+    older = _momentum_model()
+    with pytest.raises(_Killed):
+        older.fit(x, y, batch_size=4, epochs=3, verbose=0,
+                  callbacks=[ResumableBackup(tmp_path / "backup"), _CrashAfter(0)])
+    assert (tmp_path / "backup" / "latest.weights.h5").exists()
+    resumed = _momentum_model()
+    history = _fit_with_backup(resumed, tmp_path, epochs=3)
+    assert history.epoch == [1, 2]
+    assert int(resumed.optimizer.iterations.numpy()) == 3 * 2
+
+
 def test_learning_rate_log_records_the_schedules_rate_after_each_epoch():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     schedule = keras.optimizers.schedules.PiecewiseConstantDecay([4, 8], [0.3, 0.2, 0.1])

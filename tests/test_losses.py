@@ -6,6 +6,7 @@ from round_trips import check_config_round_trip
 
 import keras_ssd
 from keras_ssd import SSDLoss
+from keras_ssd.losses import highest_per_row
 
 
 def _cross_entropy(logits, label):
@@ -33,6 +34,23 @@ def _expected_single_image():
     # 3 x 1 positive = 3 hardest: boxes 4, 3, 1 (box 2 is the easiest; box 5 is ignored).
     negatives = sum(_cross_entropy(LOGITS[i], 0) for i in (4, 3, 1))
     return positive + negatives  # N = 1
+
+
+def _ranked_below(values, counts):
+    """Reference: rank each row by a stable descending sort, keep ranks below the count."""
+    order = np.argsort(-values, axis=1, kind="stable")
+    rank = np.argsort(order, axis=1, kind="stable")
+    return rank < counts[:, None]
+
+
+@pytest.mark.parametrize("counts", [[0.0, 0.0, 0.0], [3.0, 0.0, 7.5], [1.0, 200.0, 0.5], [500.0, 500.0, 500.0]])
+def test_highest_per_row_keeps_what_a_full_ranking_keeps(counts):
+    # Quarter steps: many ties, which go to the lower index as in a stable sort.
+    values = np.round(np.random.default_rng(0).random((3, 400)) * 8) / 4 - 1
+    counts = np.asarray(counts, np.float32)
+    got = highest_per_row(tf.constant(values, tf.float32), tf.constant(counts)).numpy()
+    np.testing.assert_array_equal(got, _ranked_below(values, counts))
+    assert got.sum(1).tolist() == np.minimum(np.ceil(counts), 400).astype(int).tolist()
 
 
 def test_hand_computed_value():

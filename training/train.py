@@ -5,7 +5,7 @@ The main job: build the datasets, fit the default boxes to the training objects
 (`keras_ssd.recipes`; recipe flags override it), evaluate mAP on the validation
 split each epoch, keep the best and the last checkpoint in `--output`, and print
 the per-class AP table of the best checkpoint. Re-running the same command after
-a crash resumes from the last finished epoch (`keras.callbacks.BackupAndRestore`).
+a crash resumes from the last finished epoch (`keras_ssd.callbacks.ResumableBackup`).
 
 Files in `--output`: `best.keras` (highest val_mAP), `last.keras`,
 `log.csv` (per epoch: loss, val_mAP, learning_rate and `minutes`, the wall time since the
@@ -14,7 +14,8 @@ evaluation, the recipe used, how the default boxes were chosen under `default_bo
 under `machine` the precision and XLA setting taken on this machine with the reasons),
 `report/` (`report.html` and its PNGs: curves, per-class table, PR and F1 curves,
 confusion matrix, default-box coverage, validation images; `keras_ssd.evaluation.report`),
-`backup/` (resume state; removed when training finishes). A run
+`backup/` (resume state: the epoch's `last.keras` hard-linked and its epoch number; removed when
+training finishes). A run
 that fails before its first checkpoint removes the `--output` folder it created
 (never one that existed).
 
@@ -270,8 +271,8 @@ def _train(args, cfg, names, recipe, settings, strategy, output, chief, start):
         last_checkpoint,
         # After last.keras, which an improved epoch copies instead of saving the model twice.
         SafeModelCheckpoint(os.path.join(output, "best.keras"), monitor="val_mAP", mode="max", copy_of=last_checkpoint),
-        # The backup is written before the CSV row: a logged epoch is a resumable one.
-        ResumableBackup(os.path.join(output, "backup")),
+        # The backup (last.keras hard-linked) is made before the CSV row: a logged epoch is a resumable one.
+        ResumableBackup(os.path.join(output, "backup"), checkpoint=last_checkpoint),
         LearningRateLog(),
         CSVLog(os.path.join(output, "log.csv")),
     ]
