@@ -255,14 +255,17 @@ def torch_inference_cases(torch, torch_model, images, variants):
     return {**cases, "torch network": network}
 
 
-def torch_train_step(torch, torch_model, images, dtype=None, channels_last=False):
-    """torchvision's training step on a copy of `torch_model` (autocast to `dtype`): loss, backward, SGD step."""
+def torch_train_step(torch, torch_model, images, dtype=None, channels_last=False, labels=TRAIN_LABELS):
+    """torchvision's training step on a copy of `torch_model` (autocast to `dtype`): loss, backward, SGD step.
+
+    Every image holds the two `TRAIN_BOXES`, of classes `labels` (0-based object classes).
+    """
     model = _torch_in_format(torch, torch_model, channels_last).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     size = images.shape[1]
     xyxy = torch.from_numpy(TRAIN_BOXES[:, [1, 0, 3, 2]] * size)
     targets = [
-        {"boxes": xyxy, "labels": torch.from_numpy(TRAIN_LABELS.astype(np.int64) + 1)}
+        {"boxes": xyxy, "labels": torch.from_numpy(np.asarray(labels, np.int64) + 1)}
         for _ in images
     ]
     tensors = list(torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0))

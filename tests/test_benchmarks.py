@@ -1,4 +1,4 @@
-"""benchmarks/compare.py --quick runs and prints every row of its table (timings are not checked)."""
+"""The benchmark scripts run and print their tables and figures (timings are not checked)."""
 
 import os
 import re
@@ -81,3 +81,32 @@ def test_filter_gradient_table_has_a_row_per_stride_1_convolution():
     assert rows[0][:2] == ["| block1_conv1", "160x160x3"]
     assert len(rows) >= 8 and all(row[-1] == "TensorFlow's |" or "skipped" in row[-1] for row in rows)
     assert "filter gradients in all: TensorFlow's" in result.stdout
+
+
+def test_training_run_rates_come_from_the_log_minutes(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import training_run
+    finally:
+        sys.path.remove(os.path.join(ROOT, "benchmarks"))
+    log = tmp_path / "log.csv"
+    log.write_text("epoch,loss,minutes,val_mAP\n0,3.0,0.5,0.1\n1,2.0,1.0,0.2\n2,1.5,1.25,0.3\n")
+    # 64 images per epoch: epoch 2 took 30 s, epoch 3 15 s; epoch 1 (tracing) is not counted.
+    assert training_run.epoch_rates(log, 64) == pytest.approx([64 / 30, 64 / 15])
+
+
+@pytest.mark.slow
+def test_training_run_times_the_training_command():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+    result = subprocess.run(
+        [sys.executable, os.path.join("benchmarks", "training_run.py"), "--preset", "ssd_tiny", "--epochs", "3",
+         "--steps-per-epoch", "2", "--rounds", "1", "--no-torch"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ("training command: python -m training.train --preset ssd_tiny --dataset shapes --examples 16 "
+            "--val-examples 8 --batch-size 8 --steps-per-epoch 2 --epochs 3 --output <tmp>") in result.stdout
+    rates = re.search(r"^round 1: training.train ([\d.]+), ([\d.]+) img/s$", result.stdout, re.M)
+    assert rates and all(float(rate) > 0 for rate in rates.groups()), result.stdout
+    assert re.search(r"^median: training.train [\d.]+ img/s \(epochs 2-3 of 1 runs\)$", result.stdout, re.M)
+    assert f"CPU: {cpu.describe()}" in result.stdout
