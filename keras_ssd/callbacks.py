@@ -104,15 +104,15 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
 
     Args:
         backup_dir: directory for the backup; removed when training finishes.
-        checkpoint: a `SafeModelCheckpoint` without `monitor` that runs before
-            this callback and saves the model every epoch, or None.
+        checkpoint: a `SafeModelCheckpoint` without `monitor` (and with
+            `save=True`) that runs before this callback, or None.
     """
 
     def __init__(self, backup_dir, checkpoint=None):
         super().__init__(backup_dir, double_checkpoint=True)
-        if checkpoint is not None and checkpoint.monitor is not None:
-            raise ValueError(f"checkpoint must save every epoch; {checkpoint.path} saves only when "
-                             f"{checkpoint.monitor} improves")
+        if checkpoint is not None and (checkpoint.monitor is not None or not checkpoint.save):
+            why = f"only when {checkpoint.monitor} improves" if checkpoint.save else "never (save=False)"
+            raise ValueError(f"checkpoint must save the model every epoch; {checkpoint.path} is saved {why}")
         self.backup_dir = os.fspath(backup_dir)
         self.checkpoint = checkpoint
         self._model_path = os.path.join(self.backup_dir, "latest.keras")

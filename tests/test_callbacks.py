@@ -1,6 +1,7 @@
 """Checkpoint, backup and CSV log callbacks under the failures users hit: NaN, kills, resumes."""
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -166,6 +167,15 @@ def test_backup_stays_at_the_epoch_its_checkpoint_last_saved(tmp_path, capsys):
     assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"] == 1
     assert (tmp_path / "backup" / "latest.keras").samefile(tmp_path / "last.keras")
     assert "the backup stays at the epoch before" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("checkpoint, why", [
+    ({"monitor": "score"}, "is saved only when score improves"),
+    ({"save": False}, "is saved never (save=False)"),
+])
+def test_backup_refuses_a_checkpoint_that_does_not_save_every_epoch(tmp_path, checkpoint, why):
+    with pytest.raises(ValueError, match=f"must save the model every epoch; .*best.keras {re.escape(why)}"):
+        ResumableBackup(tmp_path / "backup", checkpoint=SafeModelCheckpoint(tmp_path / "best.keras", **checkpoint))
 
 
 def test_backup_copies_where_the_file_system_has_no_hard_links(tmp_path, monkeypatch):
