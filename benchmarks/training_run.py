@@ -119,8 +119,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps-per-epoch", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=3, help="at least 2: the first epoch is not counted")
-    parser.add_argument("--default-boxes", choices=("fit", "fit-no-stride4", "preset"),
-                        help="passed to the training command (default: its own, fitted boxes)")
+    parser.add_argument("--default-boxes", help="passed to the training command: fit, fit-no-stride4 or preset "
+                        "(default: the command's own, fit)")
     parser.add_argument("--rounds", type=int, default=2, help="training runs, each followed by torch (default 2)")
     parser.add_argument("--torch-seconds", type=float, default=40.0, help="timing per torch variant (default 40)")
     parser.add_argument("--no-torch", action="store_true", help="time the training command only")
