@@ -185,10 +185,10 @@ def profile_torch(steps):
     import compare  # imports torch before TensorFlow
     import numpy as np
 
-    from keras_ssd import cpu, precision
+    from keras_ssd import precision
 
     torch, torchvision = compare.import_torch()
-    bf16 = bool(set(cpu.kernel_flags()) & set(precision.BF16_FLAGS))
+    bf16 = bool(precision.bf16_flags())
     dtype, channels_last = (torch.bfloat16, True) if bf16 else (None, True)
     torch.set_num_threads(os.cpu_count())
     torch.manual_seed(0)

@@ -35,7 +35,6 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHAPES_CLASSES = 3
 
 
 def training_command(args, output):
@@ -73,7 +72,8 @@ def torch_child(batch_size, seconds):
     import compare  # imports torch before TensorFlow
     import numpy as np
 
-    from keras_ssd import cpu, precision
+    from keras_ssd import precision
+    from keras_ssd.data.shapes import CLASS_NAMES
 
     torch_side = compare.import_torch()
     if torch_side is None:
@@ -82,13 +82,13 @@ def torch_child(batch_size, seconds):
     torch.set_num_threads(os.cpu_count())
     torch.manual_seed(0)
     model = torchvision.models.detection.ssd300_vgg16(weights=None, weights_backbone=None,
-                                                      num_classes=SHAPES_CLASSES + 1)
+                                                      num_classes=len(CLASS_NAMES) + 1)
     images = np.random.default_rng(0).integers(0, 256, (batch_size, 300, 300, 3), dtype=np.uint8)
-    bf16_cpu = bool(set(cpu.kernel_flags()) & set(precision.BF16_FLAGS))
+    bf16_cpu = bool(precision.bf16_flags())
     rates = {}
     for name, (dtype, channels_last) in compare.torch_variants(torch, bf16_cpu).items():
         step = compare.torch_train_step(torch, model, images, dtype=dtype, channels_last=channels_last,
-                                        labels=[0, SHAPES_CLASSES - 1])
+                                        labels=[0, len(CLASS_NAMES) - 1])
         for _ in range(3):
             step()
         durations, start = [], time.perf_counter()

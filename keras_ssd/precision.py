@@ -59,7 +59,8 @@ def _gpu():
     return details.get("device_name", gpus[0].name), details.get("compute_capability") or (0, 0)
 
 
-def _bf16_flags():
+def bf16_flags():
+    """This CPU's flags among `BF16_FLAGS` (empty where it has no bf16 instructions)."""
     # Imported here: `python -m keras_ssd.cpu` runs that module as __main__, and an import
     # of it while the package loads would make runpy warn.
     from keras_ssd import cpu
@@ -78,7 +79,7 @@ def auto_precision() -> Choice:
         return Choice("float32", f"GPU {name} has no tensor cores (compute capability below 7.0)")
     from keras_ssd import cpu
 
-    flags = " and ".join(flag.upper() for flag in _bf16_flags())
+    flags = " and ".join(flag.upper() for flag in bf16_flags())
     if flags and cpu.onednn_enabled():
         return Choice("mixed_bfloat16", f"CPU with {flags} and oneDNN on: its bf16 kernels ran SSD300 1.7-3x "
                                         "faster than float32")
@@ -116,7 +117,7 @@ def resolve_jit_compile(jit_compile, preset: str, policy: str) -> Choice:
     if policy != "float32":
         return Choice(False, f"{policy} on a CPU: XLA's CPU compiler does not use oneDNN's bf16 kernels "
                              "(SSD300 step 2x slower with it)")
-    if preset in XLA_PRESETS and not _bf16_flags():
+    if preset in XLA_PRESETS and not bf16_flags():
         return Choice(True, f"{preset} in float32 on a CPU without bf16 instructions: XLA ran its step "
                             "1.16-1.3x faster")
     if preset in XLA_PRESETS:
