@@ -1,5 +1,6 @@
 """Checkpointing and resuming that survive a run killed at any moment; elapsed time and learning rate in the logs."""
 
+import functools
 import json
 import math
 import os
@@ -7,6 +8,8 @@ import shutil
 import time
 
 import keras
+
+from keras_ssd.background_save import BackgroundSaver
 
 
 class SafeModelCheckpoint(keras.callbacks.Callback):
@@ -30,9 +33,18 @@ class SafeModelCheckpoint(keras.callbacks.Callback):
             this one and saves every epoch (`last.keras`): when it saved this
             epoch, its file is copied instead of serialising the model again;
             otherwise the model is saved.
+        background: write the file in a worker thread while the next epoch
+            trains (`keras_ssd.background_save.BackgroundSaver`: the model's
+            state is copied at the epoch's end, in milliseconds, into a twin
+            that the worker saves). The file is complete once the next
+            epoch's save starts, and when training ends; `after_save` runs
+            work that needs it. Falls back to saving in the foreground, with
+            one line, for a model that cannot be rebuilt from its config.
+            Not for a model under a distribution strategy (the twin's
+            variables would be created on one worker only).
     """
 
-    def __init__(self, path, monitor=None, mode="max", save=True, verbose=1, copy_of=None):
+    def __init__(self, path, monitor=None, mode="max", save=True, verbose=1, copy_of=None, background=False):
         super().__init__()
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
@@ -42,8 +54,10 @@ class SafeModelCheckpoint(keras.callbacks.Callback):
         self.save = save
         self.verbose = verbose
         self.copy_of = copy_of
+        self.background = background
         self.best = -math.inf if mode == "max" else math.inf
-        self.saved_epoch = None  # the last epoch this callback wrote `path`
+        self.saved_epoch = None  # the last epoch this callback wrote (or queued) `path`
+        self._saver = None
 
     @property
     def _record(self):
@@ -53,6 +67,33 @@ class SafeModelCheckpoint(keras.callbacks.Callback):
         if self.monitor is not None and os.path.exists(self.path) and os.path.exists(self._record):
             with open(self._record) as f:
                 self.best = json.load(f)[self.monitor]
+
+    def _background_saver(self):
+        """The saver of a `background` checkpoint, made at its first save (the optimizer is built by then)."""
+        if self._saver is None and self.background and self.save:
+            try:
+                self._saver = BackgroundSaver(self.model)
+            except ValueError as error:
+                print(f"Saving {self.path} in the foreground: {error}")
+                self.background = False
+        return self._saver
+
+    def after_save(self, job):
+        """Runs `job()` once the file this callback last saved is complete: now, or queued behind its write."""
+        if self._saver is None:
+            job()
+        else:
+            self._saver.submit(job)
+
+    def wait(self):
+        """Blocks until a background write is complete; raises its failure."""
+        if self._saver is not None:
+            self._saver.wait()
+
+    def on_train_end(self, logs=None):
+        if self._saver is not None:
+            saver, self._saver = self._saver, None
+            saver.close()
 
     def _improved(self, value):
         return value > self.best if self.mode == "max" else value < self.best
@@ -73,16 +114,25 @@ class SafeModelCheckpoint(keras.callbacks.Callback):
         if not self.save:
             return
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        temporary = f"{self.path}.partial.keras"
+        record = None if self.monitor is None else {self.monitor: self.best, "epoch": epoch + 1}
         if self.copy_of is not None and self.copy_of.saved_epoch == epoch:
-            shutil.copyfile(self.copy_of.path, temporary)
+            self.copy_of.after_save(lambda: self._write(lambda temporary: shutil.copyfile(self.copy_of.path, temporary),
+                                                        record))
+        elif self._background_saver() is not None:
+            twin = self._saver.snapshot()
+            self._saver.submit(lambda: self._write(twin.save, record))
         else:
-            self.model.save(temporary)
-        os.replace(temporary, self.path)
+            self._write(self.model.save, record)
         self.saved_epoch = epoch
-        if self.monitor is not None:
+
+    def _write(self, write, record):
+        """`write(temporary)`, then the temporary file moved over `path`, then the monitor's record."""
+        temporary = f"{self.path}.partial.keras"
+        write(temporary)
+        os.replace(temporary, self.path)
+        if record is not None:
             with open(self._record, "w") as f:
-                json.dump({self.monitor: self.best, "epoch": epoch + 1}, f)
+                json.dump(record, f)
 
 
 class ResumableBackup(keras.callbacks.BackupAndRestore):
@@ -94,7 +144,9 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     second time; an epoch the checkpoint did not save (a NaN loss) leaves the
     previous epoch's backup in place. The link and the epoch record are each
     replaced atomically, link first: a run killed between the two resumes with
-    one epoch trained twice, never with one skipped.
+    one epoch trained twice, never with one skipped. With a `background`
+    checkpoint the link is queued behind the checkpoint's write, so a run
+    killed before the write is complete resumes from the epoch before.
 
     Without `checkpoint`, Keras' own backup of the weights, kept twice
     (`double_checkpoint=True`): when the latest is half written, Keras restores
@@ -143,6 +195,10 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             print(f"Epoch {self._current_epoch}: {self.checkpoint.path} was not saved; the backup stays "
                   "at the epoch before")
             return
+        self.checkpoint.after_save(functools.partial(
+            self._link, {"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+
+    def _link(self, metadata):
         os.makedirs(self.backup_dir, exist_ok=True)
         _link_or_copy(self.checkpoint.path, self._model_path)
         # A backup in Keras' format, left by an older version of this callback.
@@ -151,8 +207,13 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
                 os.remove(stale)
         temporary = f"{self._training_metadata_path}.partial"
         with open(temporary, "w") as f:
-            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+            json.dump(metadata, f)
         os.replace(temporary, self._training_metadata_path)
+
+    def on_train_end(self, logs=None):
+        if self.checkpoint is not None:
+            self.checkpoint.wait()  # its queued links before the backup is removed
+        super().on_train_end(logs)
 
 
 def _link_or_copy(source, destination):

@@ -113,32 +113,38 @@ def _momentum_model():
     return model
 
 
-def _fit_with_backup(model, tmp_path, epochs, crash_after=None):
-    last = SafeModelCheckpoint(tmp_path / "last.keras")
+def _fit_with_backup(model, tmp_path, epochs, crash_after=None, background=False):
+    last = SafeModelCheckpoint(tmp_path / "last.keras", background=background)
     callbacks = [last, ResumableBackup(tmp_path / "backup", checkpoint=last)]
     callbacks += [_CrashAfter(crash_after)] if crash_after is not None else []
     x = np.arange(16, dtype=np.float32).reshape(8, 2) / 8
-    return model.fit(x, x.sum(1, keepdims=True), batch_size=4, epochs=epochs, shuffle=False, verbose=0,
-                     callbacks=callbacks)
+    try:
+        return model.fit(x, x.sum(1, keepdims=True), batch_size=4, epochs=epochs, shuffle=False, verbose=0,
+                         callbacks=callbacks)
+    finally:
+        last.wait()  # a crashed process's queued writes finish before it exits (the worker is joined)
 
 
-def test_backup_links_the_last_checkpoint_and_resumes_it_with_its_optimizer_state(tmp_path):
+@pytest.mark.parametrize("background", [False, True])
+def test_backup_links_the_last_checkpoint_and_resumes_it_with_its_optimizer_state(tmp_path, background, capsys):
     crashed = _momentum_model()
     with pytest.raises(_Killed):
-        _fit_with_backup(crashed, tmp_path, epochs=3, crash_after=1)
+        _fit_with_backup(crashed, tmp_path, epochs=3, crash_after=1, background=background)
     backup = tmp_path / "backup" / "latest.keras"
     assert backup.samefile(tmp_path / "last.keras")  # one file on disk, not a second copy
     assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"] == 2
     assert not list((tmp_path / "backup").glob("*.h5*")) and not list(tmp_path.rglob("*.partial"))
 
     resumed = _momentum_model()
-    history = _fit_with_backup(resumed, tmp_path, epochs=3)
+    history = _fit_with_backup(resumed, tmp_path, epochs=3, background=background)
     assert history.epoch == [2]  # epochs 0 and 1 are not trained again
     assert int(resumed.optimizer.iterations.numpy()) == 3 * 2
     assert not (tmp_path / "backup").exists()  # removed once training finished
+    assert "in the foreground" not in capsys.readouterr().out
 
 
-def test_resumed_run_equals_one_that_was_never_interrupted(tmp_path):
+@pytest.mark.parametrize("background", [False, True])
+def test_resumed_run_equals_one_that_was_never_interrupted(tmp_path, background, capsys):
     keras.utils.set_random_seed(3)
     straight = _momentum_model()
     start = straight.get_weights()
@@ -147,11 +153,78 @@ def test_resumed_run_equals_one_that_was_never_interrupted(tmp_path):
     crashed = _momentum_model()
     crashed.set_weights(start)
     with pytest.raises(_Killed):
-        _fit_with_backup(crashed, tmp_path / "crashed", epochs=3, crash_after=1)
+        _fit_with_backup(crashed, tmp_path / "crashed", epochs=3, crash_after=1, background=background)
     resumed = _momentum_model()  # other random weights: the backup must replace them, momentum included
-    _fit_with_backup(resumed, tmp_path / "crashed", epochs=3)
+    _fit_with_backup(resumed, tmp_path / "crashed", epochs=3, background=background)
     for got, want in zip(resumed.get_weights(), straight.get_weights()):
         np.testing.assert_allclose(got, want, rtol=1e-6)
+    # The last checkpoint written in the background is the finished model, optimizer state included.
+    last = keras.models.load_model(tmp_path / "crashed" / "last.keras")
+    for got, want in zip(last.get_weights(), straight.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    for got, want in zip(last.optimizer.variables, straight.optimizer.variables):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+    assert "in the foreground" not in capsys.readouterr().out
+
+
+def test_background_checkpoints_write_what_foreground_ones_write(tmp_path, capsys):
+    """last.keras, its copy as best.keras and the backup, in the background, hold the same as in the foreground."""
+    files = {}
+    for background in (False, True):
+        keras.utils.set_random_seed(5)
+        model = _momentum_model()
+        folder = tmp_path / str(background)
+        last = SafeModelCheckpoint(folder / "last.keras", background=background)
+        best = SafeModelCheckpoint(folder / "best.keras", monitor="score", verbose=0, copy_of=last)
+        scores = iter([0.5, 0.7, 0.6])
+
+        class Score(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                logs["score"] = next(scores)
+
+        x = np.arange(16, dtype=np.float32).reshape(8, 2) / 8
+        model.fit(x, x.sum(1, keepdims=True), batch_size=4, epochs=3, shuffle=False, verbose=0,
+                  callbacks=[Score(), last, best])
+        files[background] = [keras.models.load_model(folder / name) for name in ("last.keras", "best.keras")]
+        assert json.loads((folder / "best.keras.json").read_text()) == {"score": 0.7, "epoch": 2}
+        assert not list(folder.glob("*.partial*"))
+    for foreground, background in zip(files[False], files[True]):
+        for got, want in zip([*background.weights, *background.optimizer.variables],
+                             [*foreground.weights, *foreground.optimizer.variables]):
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
+    last, best = files[True]
+    assert int(last.optimizer.iterations.numpy()) == 6 and int(best.optimizer.iterations.numpy()) == 4
+    assert "in the foreground" not in capsys.readouterr().out
+
+
+class Misconfigured(keras.Model):
+    """A model Keras saves but cannot rebuild: its config names an argument `__init__` does not take."""
+
+    def __init__(self, units=1, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.dense = keras.layers.Dense(units)
+
+    def call(self, x):
+        return self.dense(x)
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.units}
+
+
+def test_background_checkpoint_saves_in_the_foreground_a_model_it_cannot_copy(tmp_path, capsys):
+    model = Misconfigured()
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.ones((4, 2), np.float32), np.ones((4, 1), np.float32), verbose=0)
+    last = SafeModelCheckpoint(tmp_path / "last.keras", background=True)
+    last.set_model(model)
+    last.on_epoch_end(0, {"loss": 1.0})
+    out = capsys.readouterr().out
+    assert f"Saving {tmp_path / 'last.keras'} in the foreground: the model cannot be rebuilt from its config " \
+           "(ValueError: Unrecognized keyword arguments passed to Misconfigured: {'width': 1})" in out
+    assert len(out.splitlines()) == 1
+    assert (tmp_path / "last.keras").exists()  # written before on_epoch_end returned
+    last.on_train_end()
 
 
 def test_backup_stays_at_the_epoch_its_checkpoint_last_saved(tmp_path, capsys):
@@ -248,6 +321,16 @@ def test_resumed_csv_log_appends_and_rewrites_with_the_union_header(tmp_path):
     assert [(row["epoch"], row["loss"], row["learning_rate"]) for row in rows] == [
         (0, 3.0, None), (1, 2.0, None), (2, 1.5, None), (3, 1.0, 1e-3)]
     assert not list(tmp_path.glob("*.partial")) and not (tmp_path / "log.csv.orig").exists()
+
+
+def test_resumed_csv_log_replaces_the_rows_of_epochs_it_trains_again(tmp_path):
+    path = tmp_path / "log.csv"
+    # Killed after epoch 1's row but before its backup: the resumed run trains epoch 1 again.
+    _log_epochs(path, {0: {"loss": 3.0}, 1: {"loss": 2.0}})
+    _log_epochs(path, {1: {"loss": 2.5}, 2: {"loss": 1.5}})
+    header, rows = read_numeric_csv(path)
+    assert [(row["epoch"], row["loss"]) for row in rows] == [(0, 3.0), (1, 2.5), (2, 1.5)]
+    assert not list(tmp_path.glob("*.partial"))
 
 
 def test_resumed_csv_log_rewrites_a_keras_csv_logger_file_keeping_the_original(tmp_path, capsys):

@@ -263,7 +263,8 @@ def _train(args, cfg, names, recipe, settings, strategy, output, chief, start):
         detector_fn=lambda m: keras_ssd.build_detector(m, cfg),
         frequency=args.eval_every,
     )
-    last_checkpoint = SafeModelCheckpoint(os.path.join(output, "last.keras"))
+    # Written while the next epoch trains; a distributed model is saved in the foreground.
+    last_checkpoint = SafeModelCheckpoint(os.path.join(output, "last.keras"), background=args.strategy == "default")
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         map_callback,  # before the checkpoints, which read val_mAP
@@ -271,7 +272,8 @@ def _train(args, cfg, names, recipe, settings, strategy, output, chief, start):
         last_checkpoint,
         # After last.keras, which an improved epoch copies instead of saving the model twice.
         SafeModelCheckpoint(os.path.join(output, "best.keras"), monitor="val_mAP", mode="max", copy_of=last_checkpoint),
-        # The backup (last.keras hard-linked) is made before the CSV row: a logged epoch is a resumable one.
+        # The backup is last.keras hard-linked once written; a run killed before that resumes from the
+        # epoch before and its row in log.csv is replaced.
         ResumableBackup(os.path.join(output, "backup"), checkpoint=last_checkpoint),
         LearningRateLog(),
         CSVLog(os.path.join(output, "log.csv")),
