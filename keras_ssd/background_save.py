@@ -9,6 +9,8 @@ epoch trains.
 """
 
 import concurrent.futures
+import os
+import threading
 
 import keras
 
@@ -56,7 +58,8 @@ class BackgroundSaver:
             twin.optimizer.build(twin.trainable_variables)
         self._pairs = _variable_pairs(model, twin)
         self.twin = twin
-        self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="keras_ssd_save")
+        self._worker = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="keras_ssd_save", initializer=_lower_priority)
         self._pending = []
         self._error = None
 
@@ -97,6 +100,14 @@ class BackgroundSaver:
             self.wait()
         finally:
             self._worker.shutdown(wait=True)
+
+
+def _lower_priority():
+    """Gives the calling thread the lowest CPU priority (Linux: nice 19 per thread), where the OS allows it."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
 
 
 def _variable_pairs(model, twin):
