@@ -150,10 +150,8 @@ class CSVLog(keras.callbacks.Callback):
     Columns: `epoch` (0-based), then the log keys in the order they first
     appear (sorted within an epoch). A key an epoch does not log (`val_mAP` between evaluations)
     gets an empty cell; a value that is not a number is left out. A run that
-    resumes into an existing file appends to it, and an epoch the file
-    already holds (a run that resumed from the epoch before it) replaces that
-    row and the ones after it; an epoch with a key the header lacks rewrites
-    the file with the union header. Rewrites are atomic (a
+    resumes into an existing file appends to it; an epoch with a key the header
+    lacks rewrites the file with the union header. Rewrites are atomic (a
     temporary file moved over `path`). The first row after resuming a file in
     another form (one of Keras' `CSVLogger`, see the module docstring) rewrites
     it in this form; when some of its cells cannot be named, the file as it was
@@ -164,11 +162,16 @@ class CSVLog(keras.callbacks.Callback):
 
     Args:
         path: the CSV file (created with its folder when missing).
+        after: a `keras_ssd.callbacks.SafeModelCheckpoint` (with its
+            `ResumableBackup`) whose writes each row waits for: with a
+            `background` checkpoint the row is written once the epoch's
+            checkpoint and backup are, so a logged epoch is a resumable one.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, after=None):
         super().__init__()
         self.path = os.fspath(path)
+        self.after = after
 
     def on_train_begin(self, logs=None):
         exists = os.path.exists(self.path)
@@ -191,11 +194,14 @@ class CSVLog(keras.callbacks.Callback):
             value = _number(logs[key])
             if value is not None:
                 row[key] = value
+        if self.after is None:
+            self._add(row)
+        else:
+            self.after.after_save(lambda: self._add(row))
+
+    def _add(self, row):
         new = [key for key in row if key not in self._columns]
         self._columns += new
-        earlier = [kept for kept in self._rows if kept.get("epoch", -1.0) < epoch]
-        if len(earlier) < len(self._rows):  # a resumed run trains this epoch again: its row replaces the old
-            self._rows, self._rewrite = earlier, True
         self._rows.append(row)
         if new or self._rewrite:
             self._write_all()

@@ -323,14 +323,27 @@ def test_resumed_csv_log_appends_and_rewrites_with_the_union_header(tmp_path):
     assert not list(tmp_path.glob("*.partial")) and not (tmp_path / "log.csv.orig").exists()
 
 
-def test_resumed_csv_log_replaces_the_rows_of_epochs_it_trains_again(tmp_path):
-    path = tmp_path / "log.csv"
-    # Killed after epoch 1's row but before its backup: the resumed run trains epoch 1 again.
-    _log_epochs(path, {0: {"loss": 3.0}, 1: {"loss": 2.0}})
-    _log_epochs(path, {1: {"loss": 2.5}, 2: {"loss": 1.5}})
-    header, rows = read_numeric_csv(path)
-    assert [(row["epoch"], row["loss"]) for row in rows] == [(0, 3.0), (1, 2.5), (2, 1.5)]
-    assert not list(tmp_path.glob("*.partial"))
+def test_csv_rows_after_a_background_checkpoint_are_written_after_its_file_and_backup(tmp_path):
+    model = _momentum_model()
+    last = SafeModelCheckpoint(tmp_path / "last.keras", background=True)
+    backup = ResumableBackup(tmp_path / "backup", checkpoint=last)
+    log = CSVLog(tmp_path / "log.csv", after=last)
+    seen = []
+
+    class Observer(keras.callbacks.Callback):
+        """What a kill at each moment would leave: the log's epochs, the backup's epoch."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            last.after_save(lambda: seen.append((
+                [row["epoch"] for row in read_numeric_csv(tmp_path / "log.csv")[1]] if epoch else [],
+                json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"])))
+
+    x = np.arange(16, dtype=np.float32).reshape(8, 2) / 8
+    model.fit(x, x.sum(1, keepdims=True), batch_size=4, epochs=3, shuffle=False, verbose=0,
+              callbacks=[last, backup, Observer(), log])
+    # Queued after the backup and before the row: the backup is at the epoch, the log one behind.
+    assert seen == [([], 1), ([0], 2), ([0, 1], 3)]
+    assert [row["epoch"] for row in read_numeric_csv(tmp_path / "log.csv")[1]] == [0, 1, 2]
 
 
 def test_resumed_csv_log_rewrites_a_keras_csv_logger_file_keeping_the_original(tmp_path, capsys):

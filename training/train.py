@@ -272,11 +272,11 @@ def _train(args, cfg, names, recipe, settings, strategy, output, chief, start):
         last_checkpoint,
         # After last.keras, which an improved epoch copies instead of saving the model twice.
         SafeModelCheckpoint(os.path.join(output, "best.keras"), monitor="val_mAP", mode="max", copy_of=last_checkpoint),
-        # The backup is last.keras hard-linked once written; a run killed before that resumes from the
-        # epoch before and its row in log.csv is replaced.
+        # The backup (last.keras hard-linked once written) is made before the CSV row, which waits for
+        # it: a logged epoch is a resumable one.
         ResumableBackup(os.path.join(output, "backup"), checkpoint=last_checkpoint),
         LearningRateLog(),
-        CSVLog(os.path.join(output, "log.csv")),
+        CSVLog(os.path.join(output, "log.csv"), after=last_checkpoint),
     ]
     if chief:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(output, "logs")))
