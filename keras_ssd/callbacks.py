@@ -116,8 +116,8 @@ class SafeModelCheckpoint(keras.callbacks.Callback):
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         record = None if self.monitor is None else {self.monitor: self.best, "epoch": epoch + 1}
         if self.copy_of is not None and self.copy_of.saved_epoch == epoch:
-            self.copy_of.after_save(lambda: self._write(lambda temporary: shutil.copyfile(self.copy_of.path, temporary),
-                                                        record))
+            copy = functools.partial(shutil.copyfile, self.copy_of.path)
+            self.copy_of.after_save(lambda: self._write(copy, record))
         elif self._background_saver() is not None:
             twin = self._saver.snapshot()
             self._saver.submit(lambda: self._write(twin.save, record))
