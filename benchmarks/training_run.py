@@ -32,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -71,6 +70,7 @@ def torch_child(batch_size, seconds):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import compare  # imports torch before TensorFlow
     import numpy as np
+    import timing
 
     from keras_ssd import precision
     from keras_ssd.data.shapes import CLASS_NAMES
@@ -91,11 +91,8 @@ def torch_child(batch_size, seconds):
                                         labels=[0, len(CLASS_NAMES) - 1])
         for _ in range(3):
             step()
-        durations, start = [], time.perf_counter()
-        while not durations or time.perf_counter() - start < seconds:
-            begin = time.perf_counter()
-            step()
-            durations.append(time.perf_counter() - begin)
+        durations = []
+        timing.seconds_per_call(step, seconds, durations)
         rates[name] = batch_size / statistics.median(durations)
         print(f"  torch {name}: {rates[name]:.2f} img/s ({len(durations)} steps)", file=sys.stderr, flush=True)
     return rates
