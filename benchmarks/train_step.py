@@ -2,8 +2,9 @@
 
 TensorFlow reads `TF_ENABLE_ONEDNN_OPTS` once, when it loads, so each setting
 runs in its own process; the processes alternate, `--rounds` of each. A process
-builds the preset, compiles it with its recipe (`keras_ssd.recipes`, the batch
-size given), fits a few steps to warm up, then times `--steps` calls of
+builds the preset in its recipe's precision ("auto": the setting's own choice,
+`keras_ssd.precision`) and compiles it with the recipe (`keras_ssd.recipes`, the
+batch size given), as `training.train` does; it fits a few steps to warm up, then times `--steps` calls of
 `train_on_batch` on augmented `shapes` batches; it prints the median. The
 summary gives each setting's median over its rounds and their ratio.
 
@@ -27,16 +28,17 @@ def one_process(preset, batch_size, steps):
     from timing import train_step_seconds
 
     import keras_ssd
-    from keras_ssd import recipes
+    from keras_ssd import precision, recipes
 
     cfg = keras_ssd.SSDConfig.from_preset(preset, num_classes=3)
     recipe = recipes.for_preset(preset).replace(batch_size=batch_size)
     examples = keras_ssd.data.load("shapes", "train", num_examples=4 * batch_size)
     batches = list(keras_ssd.data.train_pipeline(examples, cfg, batch_size, augment=recipe.augment, seed=0))
-    model = keras_ssd.build_ssd(cfg)
+    model = precision.with_precision(keras_ssd.build_ssd(cfg), recipe.precision)
     recipes.compile_for_training(model, recipe, steps_per_epoch=100)
     seconds = train_step_seconds(model, batches, steps)
-    print(json.dumps({"seconds": seconds, "jit_compile": str(recipe.jit_compile)}))
+    print(json.dumps({"seconds": seconds, "precision": precision.policy_of(model),
+                      "jit_compile": str(model.jit_compile)}))
 
 
 def main():
@@ -62,7 +64,8 @@ def main():
             measured = json.loads(result.stdout.strip().splitlines()[-1])
             seconds[name].append(measured["seconds"])
             print(f"round {round_index + 1}, {name}: {measured['seconds']:.3f} s/step "
-                  f"({args.batch_size / measured['seconds']:.1f} img/s), jit_compile {measured['jit_compile']}",
+                  f"({args.batch_size / measured['seconds']:.1f} img/s), {measured['precision']}, "
+                  f"jit_compile {measured['jit_compile']}",
                   flush=True)
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     print(f"\n{args.preset}, batch {args.batch_size}, its recipe, median of {args.rounds} processes x "

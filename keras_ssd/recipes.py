@@ -18,6 +18,7 @@ all use it:
 """
 
 import dataclasses
+import warnings
 from typing import Union
 
 from keras_ssd.data.augment import AugmentOptions
@@ -246,8 +247,11 @@ def compile_for_training(model, recipe: Recipe, steps_per_epoch: int):
     schedule spans `recipe.epochs * steps_per_epoch` steps. The optimiser is built
     (its slot variables made) here, so the first training step traces once.
     The model computes in the precision it was built in (`with_precision`
-    gives a copy in `recipe.precision`); XLA is `recipe.jit_compile`, "auto"
-    resolved for that precision and the model's preset on this machine.
+    gives a copy in `recipe.precision`): when that is not `recipe.precision`
+    as this machine resolves it, a `UserWarning` says so (e.g. a float32 model
+    with the default "auto" on a bf16 CPU, where `mixed_bfloat16` trains SSD300
+    1.7x faster). XLA is `recipe.jit_compile`, "auto" resolved for the model's
+    precision and preset on this machine.
 
     Args:
         model: an `SSD` model from `build_ssd` (or loaded from `.keras`).
@@ -264,6 +268,16 @@ def compile_for_training(model, recipe: Recipe, steps_per_epoch: int):
     cfg = ssd_config_of(model, "compile_for_training")
     if steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be at least 1, got {steps_per_epoch!r}")
+    wanted = resolve_precision(recipe.precision)
+    if policy_of(model) != wanted.value:
+        asked = "" if recipe.precision == wanted.value else f" ({recipe.precision!r}: {wanted.reason})"
+        warnings.warn(
+            f"compile_for_training: the model computes in {policy_of(model)} but the recipe's precision is "
+            f"{wanted.value}{asked}; compile keras_ssd.precision.with_precision(model, recipe.precision) "
+            "to train in it",
+            UserWarning,
+            stacklevel=2,
+        )
     total_steps = recipe.epochs * steps_per_epoch
     optimizer = OPTIMIZERS[recipe.optimizer](
         recipe.learning_rate,

@@ -148,7 +148,7 @@ def test_loss_terms_are_logged_by_fit_and_saved_with_the_model(tiny_cfg, tmp_pat
     y_true = np.stack([encoder([[0.25, 0.1875, 0.75, 0.625]], [1])] * 2)
     images = np.random.default_rng(0).uniform(0, 255, (2, 160, 160, 3)).astype(np.float32)
     model = keras_ssd.build_ssd(tiny_cfg)
-    recipes.compile_for_training(model, recipes.TINY.replace(epochs=1, batch_size=2), 1)
+    recipes.compile_for_training(model, recipes.TINY.replace(epochs=1, batch_size=2, precision="float32"), 1)
     logs = model.fit(images, y_true, batch_size=2, epochs=1, verbose=0).history
     assert logs["loss"][0] == pytest.approx(logs["conf_loss"][0] + logs["loc_loss"][0], rel=1e-5)
     model.save(tmp_path / "model.keras")

@@ -1,15 +1,20 @@
 """Training recipes: frozen and serialisable, one per preset, compiled into the model they describe."""
 
 import json
+import warnings
 
 import keras
 import numpy as np
 import pytest
 
 import keras_ssd
-from keras_ssd import recipes
+from keras_ssd import precision, recipes
 from keras_ssd.config import PRESETS
 from keras_ssd.data import AugmentOptions
+
+# The ssd_tiny recipe for the float32 models these tests build (the default "auto" is
+# mixed_bfloat16 on bf16 CPUs, and compiling a float32 model with it warns).
+FLOAT32_TINY = recipes.TINY.replace(precision="float32")
 
 
 def test_every_preset_has_a_recipe_that_round_trips_through_json():
@@ -48,7 +53,7 @@ def test_a_rate_belongs_to_its_optimizer():
 def test_compile_for_training_uses_the_recipe_and_the_config():
     cfg = keras_ssd.SSDConfig.from_preset("ssd_tiny", num_classes=2)
     model = keras_ssd.build_ssd(cfg)
-    recipe = recipes.TINY.replace(batch_size=16, epochs=2, warmup_epochs=0.5)
+    recipe = recipes.TINY.replace(batch_size=16, epochs=2, warmup_epochs=0.5, precision="float32")
     recipes.compile_for_training(model, recipe, steps_per_epoch=10)
     assert isinstance(model.optimizer, keras.optimizers.AdamW)
     schedule = model.optimizer._learning_rate
@@ -57,7 +62,7 @@ def test_compile_for_training_uses_the_recipe_and_the_config():
     assert model.optimizer.global_clipnorm == 10.0
     assert model.loss.neg_pos_ratio == 3.0
     paper = keras_ssd.build_ssd(cfg)
-    recipes.compile_for_training(paper, recipes.PAPER, steps_per_epoch=6)
+    recipes.compile_for_training(paper, recipes.PAPER.replace(precision="float32"), steps_per_epoch=6)
     assert isinstance(paper.optimizer, keras.optimizers.SGD)
     assert paper.optimizer.global_clipnorm is None and paper.optimizer._learning_rate.decay == "step"
     with pytest.raises(ValueError, match="compile_for_training needs an SSD model"):
@@ -69,7 +74,7 @@ def test_compile_for_training_uses_the_recipe_and_the_config():
 def test_compile_for_training_builds_the_optimizer_so_the_first_step_traces_once():
     # A step that has to create the optimiser's slots is traced twice by tf.function.
     cfg = keras_ssd.SSDConfig.from_preset("ssd_tiny", num_classes=2)
-    model = recipes.compile_for_training(keras_ssd.build_ssd(cfg), recipes.TINY, steps_per_epoch=1)
+    model = recipes.compile_for_training(keras_ssd.build_ssd(cfg), FLOAT32_TINY, steps_per_epoch=1)
     assert model.optimizer.built
     assert len(model.optimizer.variables) > 2 * len(model.trainable_variables)  # AdamW's two slots each
     traces = []
@@ -84,6 +89,32 @@ def test_compile_for_training_builds_the_optimizer_so_the_first_step_traces_once
     assert np.isfinite(list(first.values())).all() and len(traces) == 1
 
 
+def test_compile_for_training_warns_when_the_model_is_not_in_the_recipes_precision():
+    cfg = keras_ssd.SSDConfig.from_preset("ssd_tiny", num_classes=2)
+    bf16_recipe = recipes.TINY.replace(precision="mixed_bfloat16")
+    with pytest.warns(UserWarning, match=(
+        r"^compile_for_training: the model computes in float32 but the recipe's precision is mixed_bfloat16; "
+        r"compile keras_ssd\.precision\.with_precision\(model, recipe\.precision\) to train in it$"
+    )):
+        recipes.compile_for_training(keras_ssd.build_ssd(cfg), bf16_recipe, steps_per_epoch=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same precision: no warning
+        bf16 = precision.with_precision(keras_ssd.build_ssd(cfg), "mixed_bfloat16")
+        recipes.compile_for_training(bf16, bf16_recipe, steps_per_epoch=1)
+        recipes.compile_for_training(keras_ssd.build_ssd(cfg), FLOAT32_TINY, steps_per_epoch=1)
+    # "auto" warns for a float32 model exactly where this machine resolves it to another policy.
+    auto = precision.resolve_precision("auto")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        recipes.compile_for_training(keras_ssd.build_ssd(cfg), recipes.TINY, steps_per_epoch=1)
+    messages = [str(w.message) for w in caught if str(w.message).startswith("compile_for_training")]
+    expected = f"the model computes in float32 but the recipe's precision is {auto.value} ('auto': {auto.reason})"
+    if auto.value == "float32":
+        assert messages == []
+    else:
+        assert len(messages) == 1 and expected in messages[0], messages
+
+
 def test_neg_pos_ratio_of_the_config_changes_the_loss():
     # One positive box and 9 negatives of growing confidence error: ratio 3 keeps
     # the 3 hardest negatives, ratio 2 the 2 hardest, so the loss differs.
@@ -95,7 +126,7 @@ def test_neg_pos_ratio_of_the_config_changes_the_loss():
     losses = {}
     for ratio in (3, 2):
         cfg = keras_ssd.SSDConfig.from_preset("ssd_tiny", num_classes=classes, neg_pos_ratio=ratio)
-        model = recipes.compile_for_training(keras_ssd.build_ssd(cfg), recipes.TINY, steps_per_epoch=1)
+        model = recipes.compile_for_training(keras_ssd.build_ssd(cfg), FLOAT32_TINY, steps_per_epoch=1)
         losses[ratio] = float(model.loss(y_true, y_pred))
     # Cross-entropy of a negative with logits (0, v, 0) is log(2 + e^v); the
     # positive's logits are all 0 (log 3); box offsets and targets are all 0.
