@@ -2,11 +2,13 @@
 
 TensorFlow reads `TF_ENABLE_ONEDNN_OPTS` once, when it loads, so each setting
 runs in its own process; the processes alternate, `--rounds` of each. A process
-builds the preset in its recipe's precision ("auto": the setting's own choice,
-`keras_ssd.precision`) and compiles it with the recipe (`keras_ssd.recipes`, the
-batch size given), as `training.train` does; it fits a few steps to warm up, then times `--steps` calls of
-`train_on_batch` on augmented `shapes` batches; it prints the median. The
-summary gives each setting's median over its rounds and their ratio.
+builds the preset in its recipe's precision, as `training.train` does ("auto":
+`mixed_bfloat16` with oneDNN on a CPU with AVX512_BF16 or AMX, else float32;
+`keras_ssd.precision`), compiles it with the recipe (`keras_ssd.recipes`, the
+batch size given), fits a few steps to warm up, then times `--steps` calls of
+`train_on_batch` on augmented `shapes` batches; it prints the median, the
+precision and the XLA setting. The summary gives each setting's median over its
+rounds and their ratio.
 
     python benchmarks/train_step.py                     # ssd_tiny, batch 32
     python benchmarks/train_step.py --preset ssd300_vgg16 --batch-size 8 --steps 3
